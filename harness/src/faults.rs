@@ -1,0 +1,233 @@
+//! Applies a plan's fault starts and ends to a turmoil `Sim`, between steps.
+//!
+//! Faults may overlap (two partitions over one link, a crash inside a crash),
+//! so this keeps the set of active faults and derives every link's and host's
+//! state from it: a link is partitioned while any active partition covers it,
+//! a host is down while any active crash covers it. Only changes reach turmoil.
+//! It knows nothing about the system under test.
+
+use std::collections::BTreeMap;
+
+use turmoil::Sim;
+
+use crate::plan::{Action, PlannedFault};
+use crate::units::DurRange;
+
+/// A link between two hosts, by name, lower name first.
+type Pair = (String, String);
+
+#[derive(Clone, Debug, PartialEq)]
+struct LinkState {
+    /// Messages from `pair.0` to `pair.1` are dropped.
+    cut_forward: bool,
+    /// Messages from `pair.1` to `pair.0` are dropped.
+    cut_backward: bool,
+    held: bool,
+    latency: DurRange,
+    loss: f64,
+}
+
+/// The state of the simulated network and hosts as the plan has made it.
+pub struct FaultState {
+    base_latency: DurRange,
+    /// Active faults by plan index (a `BTreeMap`, so derivation order is fixed).
+    active: BTreeMap<usize, PlannedFault>,
+    links: BTreeMap<Pair, LinkState>,
+    /// Active crash faults per host.
+    down: BTreeMap<String, u32>,
+}
+
+/// What a change did, for the trace: (event kind, detail).
+pub type Applied = Vec<(&'static str, String)>;
+
+fn pair(a: &str, b: &str) -> Pair {
+    if a < b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+fn pairs(a: &[String], b: &[String]) -> Vec<Pair> {
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            if x != y {
+                out.push(pair(x, y));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl FaultState {
+    pub fn new(base_latency: DurRange) -> FaultState {
+        FaultState { base_latency, active: BTreeMap::new(), links: BTreeMap::new(), down: BTreeMap::new() }
+    }
+
+    fn healthy(&self) -> LinkState {
+        LinkState { cut_forward: false, cut_backward: false, held: false, latency: self.base_latency, loss: 0.0 }
+    }
+
+    /// The state of `link` that the active faults call for.
+    fn desired(&self, link: &Pair) -> LinkState {
+        let mut state = self.healthy();
+        for fault in self.active.values() {
+            match &fault.action {
+                Action::Partition { a, b, oneway } => {
+                    let forward = a.contains(&link.0) && b.contains(&link.1);
+                    let backward = a.contains(&link.1) && b.contains(&link.0);
+                    if *oneway {
+                        state.cut_forward |= forward;
+                        state.cut_backward |= backward;
+                    } else if forward || backward {
+                        state.cut_forward = true;
+                        state.cut_backward = true;
+                    }
+                }
+                Action::Latency { a, b, latency } if covers(a, b, link) => {
+                    // The latest-started active latency fault wins.
+                    state.latency = *latency;
+                }
+                Action::Loss { a, b, rate } if covers(a, b, link) => state.loss = state.loss.max(*rate),
+                Action::Clog { a, b } if covers(a, b, link) => state.held = true,
+                _ => {}
+            }
+        }
+        state
+    }
+
+    /// Starts fault `index` of the plan.
+    pub fn start(&mut self, sim: &mut Sim<'_>, index: usize, fault: &PlannedFault) -> Applied {
+        let mut applied = vec![("fault.start", fault.to_string())];
+        match &fault.action {
+            Action::Crash { hosts } => {
+                for host in hosts {
+                    let count = self.down.entry(host.clone()).or_insert(0);
+                    *count += 1;
+                    if *count == 1 {
+                        sim.crash(host.as_str());
+                        applied.push(("host.crash", host.clone()));
+                    }
+                }
+                self.active.insert(index, fault.clone());
+            }
+            Action::Restart { hosts } => {
+                for host in hosts {
+                    if self.down.get(host).copied().unwrap_or(0) == 0 {
+                        sim.bounce(host.as_str());
+                        applied.push(("host.restart", host.clone()));
+                    } else {
+                        applied.push(("host.restart.skipped", format!("{host} is down")));
+                    }
+                }
+            }
+            Action::Partition { a, b, .. }
+            | Action::Latency { a, b, .. }
+            | Action::Loss { a, b, .. }
+            | Action::Clog { a, b } => {
+                let links = pairs(a, b);
+                self.active.insert(index, fault.clone());
+                self.sync_links(sim, &links);
+            }
+        }
+        applied
+    }
+
+    /// Ends fault `index`.
+    pub fn end(&mut self, sim: &mut Sim<'_>, index: usize) -> Applied {
+        let Some(fault) = self.active.remove(&index) else {
+            return Vec::new();
+        };
+        let mut applied = vec![("fault.end", fault.to_string())];
+        match &fault.action {
+            Action::Crash { hosts } => {
+                for host in hosts {
+                    let count = self.down.get_mut(host).expect("a crashed host has a down count");
+                    assert!(*count > 0, "down count underflow for {host}");
+                    *count -= 1;
+                    if *count == 0 {
+                        sim.bounce(host.as_str());
+                        applied.push(("host.restart", host.clone()));
+                    }
+                }
+            }
+            Action::Restart { .. } => unreachable!("restarts are instantaneous and never active"),
+            Action::Partition { a, b, .. }
+            | Action::Latency { a, b, .. }
+            | Action::Loss { a, b, .. }
+            | Action::Clog { a, b } => {
+                let links = pairs(a, b);
+                self.sync_links(sim, &links);
+            }
+        }
+        applied
+    }
+
+    /// True when no fault is active: every link healthy and every host up.
+    pub fn is_healed(&self) -> bool {
+        let healthy = self.healthy();
+        self.active.is_empty() && self.down.values().all(|&c| c == 0) && self.links.values().all(|l| *l == healthy)
+    }
+
+    /// Brings each link's turmoil state to what the active faults call for.
+    fn sync_links(&mut self, sim: &mut Sim<'_>, links: &[Pair]) {
+        for link in links {
+            let desired = self.desired(link);
+            let current = self.links.get(link).cloned().unwrap_or_else(|| self.healthy());
+            if desired == current {
+                continue;
+            }
+            let (a, b) = (link.0.as_str(), link.1.as_str());
+            // turmoil keeps one state per direction (healthy, held or cut), and
+            // hold/release act on both directions at once: set the hold first,
+            // then cut or mend each direction.
+            if desired.held {
+                if !current.held
+                    || current.cut_forward != desired.cut_forward
+                    || current.cut_backward != desired.cut_backward
+                {
+                    sim.hold(a, b);
+                }
+            } else if current.held {
+                sim.release(a, b);
+            }
+            let hold_reset = desired.held || current.held;
+            for (cut_now, cut_wanted, from, to) in
+                [(current.cut_forward, desired.cut_forward, a, b), (current.cut_backward, desired.cut_backward, b, a)]
+            {
+                if cut_wanted {
+                    sim.partition_oneway(from, to);
+                } else if cut_now && !hold_reset {
+                    sim.repair_oneway(from, to);
+                }
+            }
+            if desired.latency != current.latency {
+                sim.set_link_latency(a, b, desired.latency.min.0);
+                sim.set_link_max_message_latency(a, b, desired.latency.max.0);
+            }
+            if desired.loss != current.loss {
+                sim.set_link_fail_rate(a, b, desired.loss);
+            }
+            self.links.insert(link.clone(), desired);
+        }
+    }
+}
+
+fn covers(a: &[String], b: &[String], link: &Pair) -> bool {
+    (a.contains(&link.0) && b.contains(&link.1)) || (a.contains(&link.1) && b.contains(&link.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_unordered_and_skip_self_links() {
+        let a = vec!["b".to_string(), "a".to_string()];
+        let b = vec!["a".to_string(), "c".to_string()];
+        assert_eq!(pairs(&a, &b), vec![pair("a", "b"), pair("a", "c"), pair("b", "c")]);
+    }
+}

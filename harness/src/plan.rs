@@ -1,0 +1,335 @@
+//! The plan: a scenario's faults for one seed, resolved to concrete hosts and
+//! times. Explicit `[[fault]]`s are copied; `[chaos]` generators are expanded
+//! from their own seeded streams.
+//!
+//! A plan is plain, serialisable data and the only thing the runner takes
+//! faults from: no fault is drawn while the simulation runs. So a plan can be
+//! printed, replayed, edited and shrunk. This module draws randomness but runs
+//! nothing.
+
+use std::fmt;
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp};
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{FaultSpecKind, Generator, Scenario, Target};
+use crate::seed::{self, Stream};
+use crate::units::{format_duration, Dur, DurRange};
+
+/// At most this many faults per chaos generator and run: an `every` far
+/// below the duration is a mistake, not a reason to allocate without bound.
+pub const GENERATOR_FAULTS_MAX: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub seed: u64,
+    /// The chaos generators switched on for this seed (all, unless swarm).
+    pub generators: Vec<String>,
+    /// Sorted by start time, then id.
+    pub faults: Vec<PlannedFault>,
+    /// End of the fault phase: every fault still on ends here.
+    pub heal_at: Dur,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedFault {
+    pub id: u32,
+    /// Where it came from: "fault[2]" (the third `[[fault]]`) or "chaos.crash".
+    pub origin: String,
+    pub at: Dur,
+    /// When it ends (at the latest `heal_at`); `None` for an instantaneous restart.
+    pub until: Option<Dur>,
+    pub action: Action,
+}
+
+/// A fault resolved to hosts. Link faults act on every link between a host
+/// of `a` and a host of `b` (from `a` to `b` only, for a one-way partition).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Partition { a: Vec<String>, b: Vec<String>, oneway: bool },
+    Latency { a: Vec<String>, b: Vec<String>, latency: DurRange },
+    Loss { a: Vec<String>, b: Vec<String>, rate: f64 },
+    Clog { a: Vec<String>, b: Vec<String> },
+    Crash { hosts: Vec<String> },
+    Restart { hosts: Vec<String> },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Partition { .. } => "partition",
+            Action::Latency { .. } => "latency",
+            Action::Loss { .. } => "loss",
+            Action::Clog { .. } => "clog",
+            Action::Crash { .. } => "crash",
+            Action::Restart { .. } => "restart",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let group = |hosts: &[String]| format!("[{}]", hosts.join(", "));
+        match self {
+            Action::Partition { a, b, oneway: false } => write!(f, "partition {} | {}", group(a), group(b)),
+            Action::Partition { a, b, oneway: true } => write!(f, "partition {} -> {}", group(a), group(b)),
+            Action::Latency { a, b, latency } => write!(f, "latency {latency} {} | {}", group(a), group(b)),
+            Action::Loss { a, b, rate } => write!(f, "loss {rate} {} | {}", group(a), group(b)),
+            Action::Clog { a, b } => write!(f, "clog {} | {}", group(a), group(b)),
+            Action::Crash { hosts } => write!(f, "crash {}", group(hosts)),
+            Action::Restart { hosts } => write!(f, "restart {}", group(hosts)),
+        }
+    }
+}
+
+impl fmt::Display for PlannedFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let when = match self.until {
+            Some(until) => format!("{}..{}", self.at, until),
+            None => format!("{}", self.at),
+        };
+        write!(f, "#{:<3} {:<16} {} ({})", self.id, when, self.action, self.origin)
+    }
+}
+
+/// A fault starting or ending, as the runner applies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanEvent {
+    pub at: Dur,
+    pub edge: Edge,
+    /// Index into [`Plan::faults`].
+    pub fault: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Edge {
+    /// Ends sort first, so back-to-back faults hand over cleanly.
+    End,
+    Start,
+}
+
+impl Plan {
+    /// Every start and end, in the order the runner applies them.
+    pub fn events(&self) -> Vec<PlanEvent> {
+        let mut events = Vec::with_capacity(self.faults.len() * 2);
+        for (index, fault) in self.faults.iter().enumerate() {
+            events.push(PlanEvent { at: fault.at, edge: Edge::Start, fault: index });
+            if let Some(until) = fault.until {
+                events.push(PlanEvent { at: until, edge: Edge::End, fault: index });
+            }
+        }
+        events.sort_by_key(|e| (e.at, e.edge, self.faults[e.fault].id));
+        events
+    }
+
+    /// Expands `scenario`'s faults for `seed`.
+    pub fn expand(scenario: &Scenario, seed: u64) -> Plan {
+        let heal_at = scenario.duration;
+        let clip = |end: Dur| if end > heal_at { heal_at } else { end };
+        let mut faults = Vec::new();
+        for spec in &scenario.faults {
+            let (action, until) = match &spec.kind {
+                FaultSpecKind::Partition { target, oneway } => {
+                    let (a, b) = resolve_target(scenario, target);
+                    (Action::Partition { a, b, oneway: *oneway }, Some(spec.length))
+                }
+                FaultSpecKind::Latency { target, latency } => {
+                    let (a, b) = resolve_target(scenario, target);
+                    (Action::Latency { a, b, latency: *latency }, Some(spec.length))
+                }
+                FaultSpecKind::Loss { target, rate } => {
+                    let (a, b) = resolve_target(scenario, target);
+                    (Action::Loss { a, b, rate: *rate }, Some(spec.length))
+                }
+                FaultSpecKind::Clog { target } => {
+                    let (a, b) = resolve_target(scenario, target);
+                    (Action::Clog { a, b }, Some(spec.length))
+                }
+                FaultSpecKind::Crash { hosts } => (Action::Crash { hosts: scenario.resolve(hosts) }, Some(spec.length)),
+                FaultSpecKind::Restart { hosts } => (Action::Restart { hosts: scenario.resolve(hosts) }, None),
+            };
+            let until = until.map(|length| clip(length.map_or(heal_at, |l| Dur(spec.at.0 + l.0))));
+            faults.push(PlannedFault { id: 0, origin: format!("fault[{}]", spec.index), at: spec.at, until, action });
+        }
+
+        let generators = &scenario.chaos.generators;
+        let mut enabled: Vec<bool> = vec![true; generators.len()];
+        if scenario.chaos.swarm && !generators.is_empty() {
+            let mut rng = seed::rng(seed, Stream::Swarm);
+            for on in enabled.iter_mut() {
+                *on = rng.random_bool(0.5);
+            }
+            if !enabled.contains(&true) {
+                let pick = rng.random_range(0..generators.len());
+                enabled[pick] = true;
+            }
+        }
+        for (index, generator) in generators.iter().enumerate() {
+            if enabled[index] {
+                let mut rng = seed::rng(seed, Stream::Chaos(index as u32));
+                expand_generator(scenario, generator, heal_at, &mut rng, &mut faults);
+            }
+        }
+
+        faults.sort_by(|x, y| x.at.cmp(&y.at).then_with(|| x.origin.cmp(&y.origin)));
+        for (id, fault) in faults.iter_mut().enumerate() {
+            fault.id = id as u32;
+        }
+        Plan {
+            seed,
+            generators: generators
+                .iter()
+                .zip(&enabled)
+                .filter(|(_, on)| **on)
+                .map(|(g, _)| g.kind().to_string())
+                .collect(),
+            faults,
+            heal_at,
+        }
+    }
+}
+
+fn resolve_target(scenario: &Scenario, target: &Target) -> (Vec<String>, Vec<String>) {
+    match target {
+        Target::Isolate(patterns) => {
+            let a = scenario.resolve(patterns);
+            let b = scenario.hosts.iter().filter(|h| !a.contains(h)).cloned().collect();
+            (a, b)
+        }
+        Target::Between(first, second) => (scenario.resolve(first), scenario.resolve(second)),
+    }
+}
+
+fn exponential(rng: &mut ChaCha8Rng, mean: Dur) -> Dur {
+    let rate = 1.0 / mean.0.as_secs_f64();
+    let exp = Exp::new(rate).expect("a positive mean gives a valid exponential distribution");
+    Dur(std::time::Duration::from_secs_f64(exp.sample(rng)))
+}
+
+fn uniform(rng: &mut ChaCha8Rng, range: DurRange) -> Dur {
+    let (low, high) = (range.min.as_nanos(), range.max.as_nanos());
+    Dur(std::time::Duration::from_nanos(rng.random_range(low..=high)))
+}
+
+/// Two distinct hosts of `candidates`, or none if there are fewer than two.
+fn random_link(rng: &mut ChaCha8Rng, candidates: &[String]) -> Option<(Vec<String>, Vec<String>)> {
+    if candidates.len() < 2 {
+        return None;
+    }
+    let picked: Vec<&String> = candidates.choose_multiple(rng, 2).collect();
+    Some((vec![picked[0].clone()], vec![picked[1].clone()]))
+}
+
+fn expand_generator(
+    scenario: &Scenario,
+    generator: &Generator,
+    heal_at: Dur,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<PlannedFault>,
+) {
+    let origin = format!("chaos.{}", generator.kind());
+    let clip = |end: Dur| if end > heal_at { heal_at } else { end };
+    let mut push = |at: Dur, until: Option<Dur>, action: Action| {
+        out.push(PlannedFault { id: 0, origin: origin.clone(), at, until: until.map(clip), action });
+    };
+    match generator {
+        Generator::Crash { hosts, mtbf, mttr } => {
+            // Each host alternates up and down times independently: the
+            // classic two-state (alternating renewal) model of one server.
+            for host in scenario.resolve(hosts) {
+                let mut now = Dur::ZERO;
+                for _ in 0..GENERATOR_FAULTS_MAX {
+                    now = Dur(now.0 + exponential(rng, *mtbf).0);
+                    if now >= heal_at {
+                        break;
+                    }
+                    let down = exponential(rng, *mttr);
+                    push(now, Some(Dur(now.0 + down.0)), Action::Crash { hosts: vec![host.clone()] });
+                    now = Dur(now.0 + down.0);
+                }
+            }
+        }
+        Generator::Restart { hosts, every } => {
+            let candidates = scenario.resolve(hosts);
+            let mut now = Dur::ZERO;
+            for _ in 0..GENERATOR_FAULTS_MAX {
+                now = Dur(now.0 + exponential(rng, *every).0);
+                if now >= heal_at {
+                    break;
+                }
+                let host = candidates.choose(rng).expect("validated: patterns match some host").clone();
+                push(now, None, Action::Restart { hosts: vec![host] });
+            }
+        }
+        Generator::Partition { hosts, every, length }
+        | Generator::Latency { hosts, every, length, .. }
+        | Generator::Loss { hosts, every, length, .. }
+        | Generator::Clog { hosts, every, length } => {
+            let candidates = scenario.resolve(hosts);
+            let mut now = Dur::ZERO;
+            for _ in 0..GENERATOR_FAULTS_MAX {
+                now = Dur(now.0 + exponential(rng, *every).0);
+                if now >= heal_at {
+                    break;
+                }
+                let lasting = uniform(rng, *length);
+                let until = Some(Dur(now.0 + lasting.0));
+                let action = match generator {
+                    Generator::Partition { .. } => {
+                        if candidates.len() < 2 {
+                            break;
+                        }
+                        let mut shuffled = candidates.clone();
+                        shuffled.shuffle(rng);
+                        let split = rng.random_range(1..shuffled.len());
+                        let b = shuffled.split_off(split);
+                        let (mut a, mut b) = (shuffled, b);
+                        a.sort();
+                        b.sort();
+                        Action::Partition { a, b, oneway: false }
+                    }
+                    Generator::Latency { latency, .. } => {
+                        let Some((a, b)) = random_link(rng, &candidates) else { break };
+                        Action::Latency { a, b, latency: *latency }
+                    }
+                    Generator::Loss { rate, .. } => {
+                        let Some((a, b)) = random_link(rng, &candidates) else { break };
+                        Action::Loss { a, b, rate: *rate }
+                    }
+                    _ => {
+                        let Some((a, b)) = random_link(rng, &candidates) else { break };
+                        Action::Clog { a, b }
+                    }
+                };
+                push(now, until, action);
+            }
+        }
+    }
+}
+
+/// Formats a plan as the run header shows it.
+pub fn describe(plan: &Plan) -> Vec<String> {
+    if plan.faults.is_empty() {
+        return vec!["(no faults)".into()];
+    }
+    plan.faults.iter().map(|f| f.to_string()).collect()
+}
+
+/// A short summary: "3 faults (2 crash, 1 partition), heal at 30s".
+pub fn summary(plan: &Plan) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for fault in &plan.faults {
+        *counts.entry(fault.action.kind()).or_insert(0) += 1;
+    }
+    let kinds: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let noun = if plan.faults.len() == 1 { "fault" } else { "faults" };
+    if kinds.is_empty() {
+        format!("0 faults, heal at {}", format_duration(plan.heal_at.0))
+    } else {
+        format!("{} {noun} ({}), heal at {}", plan.faults.len(), kinds.join(", "), format_duration(plan.heal_at.0))
+    }
+}

@@ -1,0 +1,130 @@
+//! Many seeds of many scenarios, in parallel, with results in a fixed order.
+//!
+//! Each worker thread builds its own simulations (a `Sim` is not `Send`); a
+//! seed that panics or hangs becomes a failed report for that seed and the
+//! sweep goes on. A scenario passes when no seed failed, its expected
+//! violation (if any) was found by some seed, and every `reached` event was
+//! reported by some seed.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::run::{run_seed, RunOptions, RunReport, SeedOutcome};
+use crate::scenario::{Expect, Scenario};
+
+/// Which seeds to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seeds {
+    /// The scenario's own `seeds = N`: seeds 1..=N.
+    FromScenario,
+    /// Seeds 1..=N.
+    Count(u64),
+    /// Seeds in a half-open range.
+    Range(Range<u64>),
+}
+
+impl Seeds {
+    pub fn for_scenario(&self, scenario: &Scenario) -> Vec<u64> {
+        match self {
+            Seeds::FromScenario => (1..=scenario.seeds).collect(),
+            Seeds::Count(count) => (1..=*count).collect(),
+            Seeds::Range(range) => range.clone().collect(),
+        }
+    }
+}
+
+/// A scenario's verdict over its seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    pub file: String,
+    pub name: String,
+    pub expect: String,
+    pub passed: bool,
+    /// Why it failed, one line each.
+    pub reasons: Vec<String>,
+    pub reports: Vec<RunReport>,
+}
+
+impl ScenarioResult {
+    pub fn seeds(&self) -> usize {
+        self.reports.len()
+    }
+
+    pub fn failed_seeds(&self) -> impl Iterator<Item = &RunReport> {
+        self.reports.iter().filter(|r| matches!(r.outcome, SeedOutcome::Failed { .. }))
+    }
+
+    pub fn found_seeds(&self) -> impl Iterator<Item = &RunReport> {
+        self.reports.iter().filter(|r| r.outcome == SeedOutcome::FoundExpected)
+    }
+}
+
+/// Judges a scenario from its seeds' reports. Pure.
+pub fn judge_scenario(scenario: &Scenario, reports: Vec<RunReport>) -> ScenarioResult {
+    let mut reasons = Vec::new();
+    let failed = reports.iter().filter(|r| matches!(r.outcome, SeedOutcome::Failed { .. })).count();
+    if failed > 0 {
+        reasons.push(format!("{failed} of {} seeds failed", reports.len()));
+    }
+    if let Expect::Violation(name) = &scenario.check.expect {
+        if !reports.iter().any(|r| r.outcome == SeedOutcome::FoundExpected) {
+            reasons.push(format!(
+                "expected a violation of {name}, but none of {} seeds found it (did the flaw get fixed, or the checker stop finding it?)",
+                reports.len()
+            ));
+        }
+    }
+    let reached: BTreeSet<&str> = reports.iter().flat_map(|r| r.reached.keys().map(String::as_str)).collect();
+    for event in &scenario.check.reached {
+        if !reached.contains(event.as_str()) {
+            reasons.push(format!("no seed reached event {event:?}: the scenario may not exercise what it claims"));
+        }
+    }
+    ScenarioResult {
+        file: scenario.file.clone(),
+        name: scenario.name.clone(),
+        expect: scenario.check.expect.to_string(),
+        passed: reasons.is_empty(),
+        reasons,
+        reports,
+    }
+}
+
+/// Runs every (scenario, seed) pair on `jobs` threads and judges each scenario.
+/// `progress` is called once per finished run, from worker threads.
+pub fn sweep(
+    scenarios: &[Arc<Scenario>],
+    seeds: &Seeds,
+    jobs: usize,
+    options: RunOptions,
+    progress: &(dyn Fn(&RunReport) + Sync),
+) -> Vec<ScenarioResult> {
+    let work: Vec<(usize, u64)> = scenarios
+        .iter()
+        .enumerate()
+        .flat_map(|(index, scenario)| seeds.for_scenario(scenario).into_iter().map(move |seed| (index, seed)))
+        .collect();
+    let results: Vec<Mutex<Option<RunReport>>> = work.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(work.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(scenario, seed)) = work.get(index) else { break };
+                let report = run_seed(&scenarios[scenario], seed, options);
+                progress(&report);
+                *results[index].lock().expect("no worker panics while holding a result") = Some(report);
+            });
+        }
+    });
+    let mut per_scenario: Vec<Vec<RunReport>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for ((scenario, _), slot) in work.iter().zip(results) {
+        let report = slot.into_inner().expect("no poisoned result").expect("every job ran");
+        per_scenario[*scenario].push(report);
+    }
+    scenarios.iter().zip(per_scenario).map(|(scenario, reports)| judge_scenario(scenario, reports)).collect()
+}

@@ -1,0 +1,251 @@
+//! Text output of the CLI: run headers, run summaries, traces, sweep tables
+//! and `faultline list`. Formatting only; every figure comes from the harness.
+
+use std::time::Duration;
+
+use faultline_harness::plan::{self, Plan};
+use faultline_harness::run::{RunReport, SeedOutcome, VERSIONS};
+use faultline_harness::scenario::{Scenario, CHAOS_KINDS, FAULT_KINDS, SLO_METRICS};
+use faultline_harness::sweep::ScenarioResult;
+use faultline_harness::system::HARNESS_INVARIANTS;
+use faultline_harness::Registry;
+
+/// Everything that decides the run, printed before it starts.
+pub fn print_header(command: &str, scenario: &Scenario, plan: &Plan) {
+    println!("faultline {command} {} --seed {}", scenario.file, plan.seed);
+    println!("  scenario  {}", scenario.name);
+    println!("  seed      {}", plan.seed);
+    for (key, value) in scenario.knob_lines() {
+        println!("  {key:<22} {value}");
+    }
+    if !plan.generators.is_empty() {
+        println!("  chaos on this seed     {}", plan.generators.join(", "));
+    }
+    println!("  plan      {}", plan::summary(plan));
+    for line in plan::describe(plan).iter().take(40) {
+        println!("            {line}");
+    }
+    if plan.faults.len() > 40 {
+        println!("            ... {} more (replay --trace shows them all)", plan.faults.len() - 40);
+    }
+    println!();
+}
+
+pub fn print_timeline(report: &RunReport) {
+    println!("trace ({} events)", report.timeline.len());
+    for event in &report.timeline {
+        println!("  {event}");
+    }
+    println!();
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.3}%", value * 100.0)
+}
+
+pub fn print_result(scenario: &Scenario, report: &RunReport) {
+    let m = &report.metrics;
+    println!("result");
+    println!(
+        "  requests      {}   ok {}   degraded {}   failed {}   timeout {}   wrong {}",
+        m.requests, m.ok, m.degraded, m.failed, m.timeout, m.incorrect
+    );
+    println!(
+        "  availability  {}   fresh {}   error rate {}   time {}",
+        percent(m.availability),
+        percent(m.fresh_availability),
+        percent(m.error_rate),
+        percent(m.time_availability)
+    );
+    let l = &m.latency;
+    println!(
+        "  latency ms    p50 {:.2}   p95 {:.2}   p99 {:.2}   p99.9 {:.2}   max {:.2}   (good requests, from intended start)",
+        l.p50_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms
+    );
+    println!("  timeline      |{}|  ({}ms windows: # up, + up with failures, . down)", m.timeline, m.window_ms);
+    if m.outages.is_empty() {
+        println!("  outages       none");
+    } else {
+        let spans: Vec<String> =
+            m.outages.iter().map(|o| format!("{:.3}s..{:.3}s", o.start_ms / 1000.0, o.end_ms / 1000.0)).collect();
+        let mtbf = m.mtbf_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
+        println!("  outages       {}   MTTR {:.3}s   MTBF {mtbf}", spans.join(", "), m.mttr_ms / 1000.0);
+    }
+    if !report.reached.is_empty() {
+        let events: Vec<String> = report.reached.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        println!("  events        {}", events.join("   "));
+    }
+    for slo in &report.slo {
+        println!("  slo           {} {}", if slo.met { "met     " } else { "BREACHED" }, slo.message);
+    }
+    println!("  digest        {}", report.digest);
+    println!();
+    print_verdict(scenario, report);
+}
+
+fn print_verdict(scenario: &Scenario, report: &RunReport) {
+    match &report.outcome {
+        SeedOutcome::Passed => println!("verdict: PASSED"),
+        SeedOutcome::FoundExpected => {
+            println!("verdict: PASSED (found the expected violation: {})", report.expect);
+            print_violations(report);
+            println!("reproduce: {}", report.replay_command());
+        }
+        SeedOutcome::NotFound => {
+            println!(
+                "verdict: FAILED (expected {} but seed {} did not show it; `faultline sweep {}` tries the file's {} seeds)",
+                report.expect, report.seed, scenario.file, scenario.seeds
+            );
+        }
+        SeedOutcome::Failed { reasons } => {
+            println!("verdict: FAILED");
+            for reason in reasons {
+                println!("  - {reason}");
+            }
+            print_violations(report);
+            println!("reproduce: {}", report.replay_command());
+            println!(
+                "versions: faultline {}, turmoil {}, {}; tick {}ms",
+                VERSIONS.faultline, VERSIONS.turmoil, VERSIONS.rustc, report.tick_ms
+            );
+        }
+    }
+}
+
+fn print_violations(report: &RunReport) {
+    for violation in report.violations.iter().take(10) {
+        println!("    {violation}");
+    }
+    let total: usize = report.violation_counts.values().sum();
+    if total > 10 {
+        println!("    ... {} more (replay --trace shows the whole run)", total - 10);
+    }
+}
+
+pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize) {
+    let width = results.iter().map(|r| r.file.len()).max().unwrap_or(8).max(8);
+    println!(
+        "{:<width$}  {:>5}  {:>6}  {:>6}  {:>9}  {:>9}  {:<28}  result",
+        "scenario", "seeds", "passed", "failed", "avail", "p99 ms", "expect"
+    );
+    let mut runs = 0;
+    for result in results {
+        runs += result.seeds();
+        let failed = result.failed_seeds().count();
+        let found = result.found_seeds().count();
+        let clean = result.reports.iter().filter(|r| r.outcome == SeedOutcome::Passed).count();
+        let measured: Vec<&RunReport> = result.reports.iter().filter(|r| r.aborted.is_none()).collect();
+        let mean = |f: &dyn Fn(&RunReport) -> f64| {
+            if measured.is_empty() {
+                f64::NAN
+            } else {
+                measured.iter().map(|r| f(r)).sum::<f64>() / measured.len() as f64
+            }
+        };
+        let availability = mean(&|r| r.metrics.availability);
+        let p99 = mean(&|r| r.metrics.latency.p99_ms);
+        let verdict = if !result.passed {
+            "FAILED".to_string()
+        } else if found > 0 {
+            format!("ok (found in {found} seeds)")
+        } else {
+            "ok".to_string()
+        };
+        println!(
+            "{:<width$}  {:>5}  {:>6}  {:>6}  {:>8.3}%  {:>9.2}  {:<28}  {verdict}",
+            result.file,
+            result.seeds(),
+            clean,
+            failed,
+            availability * 100.0,
+            p99,
+            result.expect,
+        );
+    }
+    let failing: Vec<&ScenarioResult> = results.iter().filter(|r| !r.passed).collect();
+    if !failing.is_empty() {
+        println!("\nfailures:");
+        for result in failing {
+            println!("  {} ({})", result.file, result.name);
+            for reason in &result.reasons {
+                println!("    - {reason}");
+            }
+            for report in result.failed_seeds().take(10) {
+                if let SeedOutcome::Failed { reasons } = &report.outcome {
+                    println!("    seed {}: {}", report.seed, reasons.join("; "));
+                    for violation in report.violations.iter().take(2) {
+                        println!("      {violation}");
+                    }
+                }
+                println!("      reproduce: {}", report.replay_command());
+            }
+            let more = result.failed_seeds().count().saturating_sub(10);
+            if more > 0 {
+                println!("    ... and {more} more failing seeds");
+            }
+        }
+        println!("  versions: faultline {}, turmoil {}, {}", VERSIONS.faultline, VERSIONS.turmoil, VERSIONS.rustc);
+    }
+    let found: Vec<&ScenarioResult> = results.iter().filter(|r| r.found_seeds().next().is_some()).collect();
+    if !found.is_empty() {
+        println!("\nexpected violations found (known flaws, as the scenarios claim):");
+        for result in found {
+            let seeds: Vec<String> = result.found_seeds().map(|r| r.seed.to_string()).take(12).collect();
+            let first = result.found_seeds().next().expect("non-empty");
+            println!("  {}: {} in seeds {}", result.file, result.expect, seeds.join(", "));
+            if let Some(violation) = first.violations.first() {
+                println!("    e.g. {violation}");
+            }
+            println!("    reproduce: {}", first.replay_command());
+        }
+    }
+    let passed = results.iter().filter(|r| r.passed).count();
+    println!(
+        "\n{} of {} scenarios passed; {runs} runs in {:.1}s on {jobs} threads",
+        passed,
+        results.len(),
+        elapsed.as_secs_f64()
+    );
+}
+
+pub fn print_list(registry: &Registry) {
+    println!("systems (system = \"...\"; knobs go in [knobs]):");
+    for entry in registry.entries() {
+        let doc = entry.doc;
+        println!("\n  {}: {}", doc.name, doc.about);
+        println!("    hosts: {}", doc.hosts);
+        println!("    knobs:");
+        for knob in doc.knobs {
+            println!("      {:<22} {:<16} default {:<10} {}", knob.name, knob.unit, knob.default, knob.about);
+        }
+        println!("    invariants:");
+        for invariant in doc.invariants {
+            println!("      {:<22} {}", invariant.name, invariant.about);
+        }
+        println!("    events (for [check] reached):");
+        for event in doc.events {
+            println!("      {:<22} {}", event.name, event.about);
+        }
+    }
+    println!("\ninvariants of every system:");
+    for invariant in HARNESS_INVARIANTS {
+        println!("  {:<24} {}", invariant.name, invariant.about);
+    }
+    println!("\nfault kinds ([[fault]] kind = \"...\"):");
+    for (kind, about) in FAULT_KINDS {
+        println!("  {kind:<24} {about}");
+    }
+    println!("\nchaos generators ([chaos.<kind>]; swarm = true picks a random subset per seed):");
+    for (kind, about) in CHAOS_KINDS {
+        println!("  {kind:<24} {about}");
+    }
+    println!("\nSLO metrics ([slo] metric = \"<op> <threshold>\"):");
+    for (metric, unit, about) in SLO_METRICS {
+        let unit = match unit {
+            faultline_harness::scenario::SloUnit::Percent => "percent",
+            faultline_harness::scenario::SloUnit::Duration => "duration",
+        };
+        println!("  {metric:<24} {unit:<9} {about}");
+    }
+    println!("\nevery key of a scenario file, with units and defaults: docs/scenarios.md");
+}
