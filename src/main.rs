@@ -230,6 +230,8 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
                 )
                 .expect("a valid progress template"),
             );
+            // The sweep's own wall time, for the summary line: outside any simulation.
+            #[allow(clippy::disallowed_methods)]
             let started = Instant::now();
             let progress = |report: &RunReport| {
                 if matches!(report.outcome, SeedOutcome::Failed { .. }) {

@@ -205,6 +205,33 @@ fn run_caught(scenario: &Arc<Scenario>, plan: &Plan, options: &RunOptions) -> Ru
     }
 }
 
+thread_local! {
+    /// Panics seen on this thread since the current run started, with their
+    /// locations. tokio re-panics with a generic message when a task panics,
+    /// so the first of these is the one worth reporting.
+    static PANICS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Chains a panic hook that records each panic's message and location on its
+/// thread, then lets the previous hook print it as usual. Installed once.
+fn record_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let location = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
+            let message = format!("{}{location}", panic_message(info.payload()));
+            PANICS.with(|panics| panics.borrow_mut().push(message));
+            previous(info);
+        }));
+    });
+}
+
+/// The first panic recorded on this thread during the current run, else `fallback`.
+fn first_panic(fallback: String) -> String {
+    PANICS.with(|panics| panics.borrow().first().cloned()).unwrap_or(fallback)
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         text.to_string()
@@ -243,6 +270,8 @@ type Ops<S> = Rc<RefCell<Vec<Operation<<S as System>::Op, <S as System>::Res>>>>
 /// Runs `plan` against a typed system. Called through `Configured::run`.
 pub fn run_system<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan, options: &RunOptions) -> RunReport {
     let seed = plan.seed;
+    record_panics();
+    PANICS.with(|panics| panics.borrow_mut().clear());
     let recorder = Recorder::default();
     let ops: Ops<S> = Rc::new(RefCell::new(Vec::new()));
     let end = scenario.end();
@@ -322,11 +351,18 @@ pub fn run_system<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan, 
             Ok(Ok(true)) => break,
             Ok(Ok(false)) => {}
             Ok(Err(error)) => {
-                aborted = Some(format!("host software failed at {}: {error}", format_nanos(nanos(sim.elapsed()))));
+                let at = format_nanos(nanos(sim.elapsed()));
+                let panicked = PANICS.with(|panics| !panics.borrow().is_empty());
+                aborted = Some(if panicked {
+                    format!("panic at {at}: {}", first_panic(error.to_string()))
+                } else {
+                    format!("host software failed at {at}: {error}")
+                });
                 break;
             }
             Err(panic) => {
-                aborted = Some(format!("panic at {}: {}", format_nanos(nanos(sim.elapsed())), panic_message(&*panic)));
+                let message = first_panic(panic_message(&*panic));
+                aborted = Some(format!("panic at {}: {message}", format_nanos(nanos(sim.elapsed()))));
                 break;
             }
         }

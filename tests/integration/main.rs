@@ -1,1 +1,9 @@
+//! faultline's integration tests, in one binary (cargo links it once).
+//! Scenario files are tested by tests/scenarios.rs, one test per file.
 
+mod cli; // the built binary: exit codes, error output, replay commands, traces
+mod determinism; // same seed, same digest: in one process and across processes
+mod parse; // bad scenario files and the exact positions reported
+mod plan; // the planner: sorted, seeded, independent streams, heal clipping
+mod robustness; // panicking, failing, hanging and nondeterministic systems
+mod support; // shared helpers

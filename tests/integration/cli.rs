@@ -1,0 +1,167 @@
+//! The `faultline` binary as a user meets it: exit codes (0 passed, 1 a check
+//! failed, 2 bad input), error messages with positions, replay commands,
+//! traces and `list`.
+
+use std::path::PathBuf;
+
+use crate::support::{faultline, repo_file, stderr, stdout};
+
+/// A scratch file for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, contents: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("faultline-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        Scratch(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn check_points_at_a_misspelt_key_and_exits_2() {
+    let output = faultline(&["check", "tests/fixtures/misspelled-key.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("tests/fixtures/misspelled-key.toml:14:1: unknown key \"restart_afer\" in [[fault]]"),
+        "{err}"
+    );
+    assert!(err.contains("help: did you mean \"restart_after\"?"), "{err}");
+}
+
+#[test]
+fn check_accepts_a_valid_file_and_exits_0() {
+    let output = faultline(&["check", "scenarios/echo/baseline.toml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("ok  scenarios/echo/baseline.toml"));
+}
+
+#[test]
+fn a_missing_file_is_bad_input() {
+    let output = faultline(&["run", "scenarios/echo/nope.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("scenarios/echo/nope.toml: cannot read the scenario file"), "{}", stderr(&output));
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let output = faultline(&["run", "scenarios/echo/baseline.toml", "--seed", "seven"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--seed"), "{}", stderr(&output));
+    let output = faultline(&["sweep", "scenarios/echo", "--seed-range", "9..3"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("the range 9..3 is empty"), "{}", stderr(&output));
+    let output = faultline(&["sweep", "scenarios/echo", "--seeds", "4", "--seed-range", "1..3"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn run_prints_every_knob_before_the_result() {
+    let output = faultline(&["run", "scenarios/echo/baseline.toml", "--seed", "3"]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = stdout(&output);
+    let header = out.find("workload.rate").expect("knobs in the header");
+    let result = out.find("\nresult").expect("a result section");
+    assert!(header < result);
+    for line in ["seed      3", "tick                   1ms", "knobs.service_time", "digest", "verdict: PASSED"] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_crash_and_restart_shows_failures_during_the_crash_and_success_after() {
+    let output = faultline(&["run", "scenarios/echo/crash-restart.toml", "--seed", "7", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let metrics = &json["metrics"];
+    let unserved = metrics["failed"].as_u64().unwrap() + metrics["timeout"].as_u64().unwrap();
+    assert!(unserved > 100, "requests fail while the server is down: {metrics}");
+    assert_eq!(metrics["outages"].as_array().unwrap().len(), 1, "{metrics}");
+    assert_eq!(metrics["outages"][0]["start_ms"].as_f64(), Some(4000.0));
+    assert_eq!(metrics["outages"][0]["end_ms"].as_f64(), Some(6000.0));
+    let timeline = metrics["timeline"].as_str().unwrap();
+    assert_eq!(&timeline[4..6], "..", "down while crashed: {timeline}");
+    assert!(timeline[6..].chars().all(|c| c == '#'), "all up after the restart: {timeline}");
+    assert_eq!(json["passed"], true);
+}
+
+#[test]
+fn sweep_reports_the_expected_violation_as_found() {
+    let output = faultline(&["sweep", "scenarios/echo/corrupting-server.toml", "--seeds", "4"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let out = stdout(&output);
+    assert!(out.contains("ok (found in"), "{out}");
+    assert!(out.contains("reproduce: faultline replay scenarios/echo/corrupting-server.toml --seed"), "{out}");
+}
+
+#[test]
+fn a_violation_without_the_expectation_fails_with_a_replay_command() {
+    let source = std::fs::read_to_string(repo_file("scenarios/echo/corrupting-server.toml")).unwrap();
+    let without = source.replace("expect = \"violation:echo-matches\"\n", "");
+    assert_ne!(source, without, "the fixture line to remove is there");
+    let scratch = Scratch::new("corrupting-no-expect.toml", &without);
+    let output = faultline(&["sweep", scratch.path(), "--seeds", "2"]);
+    assert_eq!(output.status.code(), Some(1));
+    let out = stdout(&output);
+    assert!(out.contains("violation(s) of echo-matches"), "{out}");
+    assert!(out.contains(&format!("reproduce: faultline replay {} --seed 1", scratch.path())), "{out}");
+    assert!(out.contains("versions: faultline"), "{out}");
+
+    let output = faultline(&["run", scratch.path(), "--seed", "1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains(&format!("reproduce: faultline replay {} --seed 1", scratch.path())));
+}
+
+#[test]
+fn replay_trace_shows_faults_and_operations_in_order() {
+    let trace_file = std::env::temp_dir().join(format!("faultline-trace-{}.jsonl", std::process::id()));
+    let output = faultline(&[
+        "replay",
+        "scenarios/echo/crash-restart.toml",
+        "--seed",
+        "2",
+        "--trace",
+        "--trace-out",
+        trace_file.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = stdout(&output);
+    let crash = out.find("host.crash").expect("the crash is in the trace");
+    let restart = out.find("host.restart").expect("the restart is in the trace");
+    let heal = out.find("phase.heal").expect("the heal phase is in the trace");
+    assert!(crash < restart && restart < heal);
+    assert!(out.contains("op.invoke") && out.contains("op.ok"));
+    let lines = std::fs::read_to_string(&trace_file).unwrap();
+    let _ = std::fs::remove_file(&trace_file);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert!(first.get("at").is_some() && first.get("kind").is_some());
+}
+
+#[test]
+fn list_shows_systems_knobs_invariants_and_fault_kinds() {
+    let output = faultline(&["list"]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = stdout(&output);
+    for needle in
+        ["echo:", "corrupt_rate", "probability", "echo-matches", "liveness", "partition", "clog", "p99_latency"]
+    {
+        assert!(out.contains(needle), "list lacks {needle:?}");
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let output = faultline(&["--help"]);
+    assert!(stdout(&output).contains("2  bad input"));
+}

@@ -1,0 +1,164 @@
+//! Bad scenario files get an error that names file:line:column, says what
+//! was expected and, for a typo, suggests the nearest valid key or value.
+
+use crate::support::{echo, parse};
+
+/// Parses `source`, expecting an error; returns (position, message, help).
+#[track_caller]
+fn error_of(source: &str) -> (Option<(usize, usize)>, String, String) {
+    match parse(source) {
+        Ok(_) => panic!("expected an error for:\n{source}"),
+        Err(error) => (error.position, error.message, error.help.unwrap_or_default()),
+    }
+}
+
+#[track_caller]
+fn assert_error(source: &str, position: (usize, usize), message: &str, help: &str) {
+    let (at, got_message, got_help) = error_of(source);
+    assert_eq!(at, Some(position), "position of: {got_message}");
+    assert!(got_message.contains(message), "message {got_message:?} lacks {message:?}");
+    assert!(got_help.contains(help), "help {got_help:?} lacks {help:?}");
+}
+
+#[test]
+fn the_echo_helper_parses() {
+    parse(&echo("")).unwrap();
+}
+
+#[test]
+fn a_misspelt_top_level_key_is_located_and_corrected() {
+    let source = "name = \"x\"\nsystem = \"echo\"\nduraton = \"5s\"\n[workload]\nrate = \"1/s\"\n";
+    assert_error(source, (3, 1), "unknown key \"duraton\" at the top level", "did you mean \"duration\"?");
+}
+
+#[test]
+fn a_misspelt_fault_key_names_its_table() {
+    let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"1s\"\nrestart_afer = \"1s\"\n");
+    assert_error(&source, (15, 1), "unknown key \"restart_afer\" in [[fault]]", "did you mean \"restart_after\"?");
+}
+
+#[test]
+fn a_misspelt_fault_kind_is_corrected() {
+    let source = echo("\n[[fault]]\nkind = \"parition\"\nhosts = [\"server\"]\nat = \"1s\"\n");
+    assert_error(&source, (12, 8), "unknown value \"parition\"", "did you mean \"partition\"?");
+}
+
+#[test]
+fn a_bare_number_duration_asks_for_a_unit() {
+    let source = "name = \"x\"\nsystem = \"echo\"\nduration = 5\n[workload]\nrate = \"1/s\"\n";
+    assert_error(source, (3, 12), "expected a duration string with a unit, such as \"5s\"", "");
+}
+
+#[test]
+fn an_unreadable_duration_says_what_was_expected() {
+    let source = "name = \"x\"\nsystem = \"echo\"\nduration = \"five seconds\"\n[workload]\nrate = \"1/s\"\n";
+    assert_error(source, (3, 12), "expected a duration such as \"250ms\" or \"5s\", found \"five seconds\"", "");
+}
+
+#[test]
+fn an_unknown_system_is_corrected() {
+    let source = "name = \"x\"\nsystem = \"ecko\"\nduration = \"5s\"\n[workload]\nrate = \"1/s\"\n";
+    assert_error(source, (2, 10), "unknown system \"ecko\"", "did you mean \"echo\"?");
+}
+
+#[test]
+fn a_misspelt_knob_is_located_by_the_system() {
+    let source = echo("\n[knobs]\ncorupt_rate = 0.1\n");
+    assert_error(&source, (12, 1), "unknown key \"corupt_rate\" in [knobs]", "did you mean \"corrupt_rate\"?");
+}
+
+#[test]
+fn a_knob_of_the_wrong_type_is_located() {
+    let source = echo("\n[knobs]\ncorrupt_rate = 2.5\n");
+    assert_error(&source, (12, 16), "expected a probability between 0 and 1, found 2.5", "");
+}
+
+#[test]
+fn a_host_pattern_that_matches_nothing_is_corrected() {
+    let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"sever\"]\nat = \"1s\"\n");
+    assert_error(&source, (13, 9), "host pattern \"sever\" matches no host", "did you mean \"server\"?");
+}
+
+#[test]
+fn a_fault_after_the_fault_phase_is_refused() {
+    let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"3s\"\n");
+    assert_error(&source, (14, 6), "fault starts at 3s, but the fault phase ends at duration = 3s", "heal phase");
+}
+
+#[test]
+fn a_key_of_another_fault_kind_is_refused() {
+    let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"1s\"\nlatency = \"5ms\"\n");
+    assert_error(
+        &source,
+        (15, 11),
+        "key \"latency\" does not apply to a fault of kind \"crash\"",
+        "kind = \"latency\"",
+    );
+}
+
+#[test]
+fn between_takes_two_groups() {
+    let source = echo("\n[[fault]]\nkind = \"partition\"\nbetween = [[\"server\"]]\nat = \"1s\"\n");
+    assert_error(&source, (13, 11), "`between` takes exactly two host groups, found 1", "between = [[");
+}
+
+#[test]
+fn a_sub_millisecond_tick_is_refused_with_the_reason() {
+    let source = echo("").replace("heal = \"2s\"", "heal = \"2s\"\ntick = \"500us\"");
+    assert_error(&source, (5, 8), "tick must be a whole number of milliseconds", "timer wheel");
+}
+
+#[test]
+fn an_expectation_must_name_a_known_invariant() {
+    let source = echo("\n[check]\nexpect = \"violation:echo-match\"\n");
+    assert_error(&source, (12, 10), "unknown invariant \"echo-match\"", "did you mean \"echo-matches\"?");
+}
+
+#[test]
+fn reached_events_must_be_ones_the_system_reports() {
+    let source = echo("\n[check]\nreached = [\"server.started\"]\n");
+    assert_error(&source, (12, 12), "unknown event \"server.started\" in reached", "did you mean \"server.start\"?");
+}
+
+#[test]
+fn slo_metrics_and_thresholds_are_validated() {
+    let source = echo("\n[slo]\navailabilty = \">= 99%\"\n");
+    assert_error(&source, (12, 1), "unknown SLO metric \"availabilty\"", "did you mean \"availability\"?");
+    let source = echo("\n[slo]\np99_latency = \"200ms\"\n");
+    assert_error(&source, (12, 1), "p99_latency: expected a comparison", "");
+}
+
+#[test]
+fn missing_sections_say_how_to_add_them() {
+    let (_, message, help) = error_of("name = \"x\"\nsystem = \"echo\"\nduration = \"5s\"\n");
+    assert!(message.contains("missing key \"workload\""), "{message}");
+    assert!(help.contains("[workload]"), "{help}");
+}
+
+#[test]
+fn the_sketch_layout_with_a_system_table_explains_the_fix() {
+    let source = "name = \"x\"\nsystem = \"echo\"\n[system]\nttl = \"5s\"\n";
+    let (at, _, help) = error_of(source);
+    assert_eq!(at.map(|p| p.0), Some(3));
+    assert!(help.contains("[knobs]"), "{help}");
+}
+
+#[test]
+fn invalid_toml_is_located() {
+    let (at, message, _) = error_of("name = \"x\nsystem = \"echo\"\n");
+    assert_eq!(at.map(|p| p.0), Some(1), "{message}");
+}
+
+#[test]
+fn too_few_requests_to_judge_liveness_is_an_error_not_a_silent_pass() {
+    let source = echo("").replace("rate = \"100/s\"", "rate = \"1/s\"");
+    let (_, message, help) = error_of(&source);
+    assert!(message.contains("too few to judge recovery"), "{message}");
+    assert!(help.contains("liveness"), "{help}");
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let output = crate::support::faultline(&["check", "scenarios"]);
+    assert!(output.status.success(), "{}", crate::support::stderr(&output));
+}

@@ -1,0 +1,93 @@
+//! The planner: a scenario and a seed give one sorted plan; chaos streams are
+//! independent, so dropping one generator leaves the others' faults as they were.
+
+use faultline_harness::plan::{Action, Plan};
+use faultline_harness::units::Dur;
+
+use crate::support::{echo, scenario};
+
+const CHAOS: &str = "\n[chaos]\ncrash = { hosts = [\"server\"], mtbf = \"500ms\", mttr = \"100ms\" }\n\
+                     partition = { every = \"400ms\", for = \"50ms..200ms\" }\n";
+
+#[test]
+fn plans_are_reproducible_sorted_and_seed_dependent() {
+    let scenario = scenario(&echo(CHAOS));
+    let plan = Plan::expand(&scenario, 11);
+    assert_eq!(plan, Plan::expand(&scenario, 11));
+    assert_ne!(plan, Plan::expand(&scenario, 12));
+    assert!(plan.faults.len() > 4, "a 3s phase with these rates has several faults: {:?}", plan.faults.len());
+    assert!(plan.faults.windows(2).all(|w| w[0].at <= w[1].at));
+    for (id, fault) in plan.faults.iter().enumerate() {
+        assert_eq!(fault.id as usize, id);
+        assert!(fault.until.is_none_or(|until| until <= plan.heal_at && until >= fault.at));
+    }
+}
+
+#[test]
+fn removing_a_generator_leaves_the_others_faults_unchanged() {
+    let both = Plan::expand(&scenario(&echo(CHAOS)), 5);
+    let crash_only_source = echo(CHAOS).replace("partition = { every = \"400ms\", for = \"50ms..200ms\" }\n", "");
+    let crash_only = Plan::expand(&scenario(&crash_only_source), 5);
+    let crashes = |plan: &Plan| -> Vec<(Dur, Option<Dur>)> {
+        plan.faults.iter().filter(|f| matches!(f.action, Action::Crash { .. })).map(|f| (f.at, f.until)).collect()
+    };
+    assert!(!crashes(&crash_only).is_empty());
+    assert_eq!(crashes(&both), crashes(&crash_only));
+}
+
+#[test]
+fn explicit_faults_resolve_globs_and_isolation_and_end_by_the_heal_phase() {
+    let source = echo(
+        "\n[[fault]]\nkind = \"partition\"\nhosts = [\"server\"]\nat = \"1s\"\n\
+         \n[[fault]]\nkind = \"latency\"\nbetween = [[\"client-*\"], [\"server\"]]\nlatency = \"50ms..60ms\"\nat = \"2s\"\nfor = \"10s\"\n\
+         \n[[fault]]\nkind = \"restart\"\nhosts = [\"server\"]\nat = \"500ms\"\n",
+    );
+    let plan = Plan::expand(&scenario(&source), 1);
+    assert_eq!(plan.faults.len(), 3);
+    let restart = &plan.faults[0];
+    assert_eq!(restart.action, Action::Restart { hosts: vec!["server".into()] });
+    assert_eq!(restart.until, None);
+    let partition = &plan.faults[1];
+    assert_eq!(
+        partition.action,
+        Action::Partition { a: vec!["server".into()], b: vec!["client-0".into(), "client-1".into()], oneway: false }
+    );
+    assert_eq!(partition.until, Some(Dur::from_secs(3)), "no `for`: until the heal phase");
+    let latency = &plan.faults[2];
+    assert_eq!(latency.until, Some(Dur::from_secs(3)), "clipped to the heal phase");
+    match &latency.action {
+        Action::Latency { a, b, .. } => {
+            assert_eq!(a, &vec!["client-0".to_string(), "client-1".to_string()]);
+            assert_eq!(b, &vec!["server".to_string()]);
+        }
+        other => panic!("expected latency, got {other:?}"),
+    }
+}
+
+#[test]
+fn swarm_switches_on_a_nonempty_subset_that_varies_with_the_seed() {
+    let source = echo(&format!("{CHAOS}swarm = true\nclog = {{ every = \"1s\", for = \"100ms\" }}\n"));
+    let scenario = scenario(&source);
+    let mut subsets = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let plan = Plan::expand(&scenario, seed);
+        assert!(!plan.generators.is_empty());
+        subsets.insert(plan.generators.clone());
+    }
+    assert!(subsets.len() >= 4, "swarm subsets seen: {subsets:?}");
+}
+
+#[test]
+fn plan_events_end_faults_before_starting_ones_at_the_same_instant() {
+    let source = echo(
+        "\n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"1s\"\nrestart_after = \"1s\"\n\
+         \n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"2s\"\nrestart_after = \"500ms\"\n",
+    );
+    let plan = Plan::expand(&scenario(&source), 1);
+    let events = plan.events();
+    let at_two: Vec<_> = events.iter().filter(|e| e.at == Dur::from_secs(2)).map(|e| e.edge).collect();
+    assert_eq!(at_two, vec![faultline_harness::plan::Edge::End, faultline_harness::plan::Edge::Start]);
+    let json = serde_json::to_string(&plan).unwrap();
+    let back: Plan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, plan, "plans round-trip through JSON");
+}
