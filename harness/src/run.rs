@@ -115,6 +115,9 @@ pub struct RunReport {
     /// Trace and operations merged in time order (with `keep_records`).
     #[serde(skip)]
     pub timeline: Vec<TraceEvent>,
+    /// Every operation's timing and outcome, in history order (with `keep_records`).
+    #[serde(skip)]
+    pub samples: Vec<OpSample>,
 }
 
 impl RunReport {
@@ -163,6 +166,7 @@ pub fn run_seed(scenario: &Arc<Scenario>, seed: u64, options: RunOptions) -> Run
     if !options.keep_records {
         first.records = Vec::new();
         first.timeline = Vec::new();
+        first.samples = Vec::new();
     }
     first
 }
@@ -227,9 +231,15 @@ fn record_panics() {
     });
 }
 
-/// The first panic recorded on this thread during the current run, else `fallback`.
+/// The first panic recorded on this thread during the current run, else
+/// `fallback`, with a hint when it is one of turmoil's own limits.
 fn first_panic(fallback: String) -> String {
-    PANICS.with(|panics| panics.borrow().first().cloned()).unwrap_or(fallback)
+    let message = PANICS.with(|panics| panics.borrow().first().cloned()).unwrap_or(fallback);
+    if message.contains("socket buffer full") {
+        format!("{message}: turmoil's TCP capacity was exceeded (a simulator limit, not the system's); raise [network] tcp_capacity")
+    } else {
+        message
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -262,6 +272,7 @@ fn aborted_report(scenario: &Scenario, plan: Plan, reason: String) -> RunReport 
         versions: VERSIONS,
         records: Vec::new(),
         timeline: Vec::new(),
+        samples: Vec::new(),
     }
 }
 
@@ -285,6 +296,7 @@ pub fn run_system<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan, 
         .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
         .tick_duration(scenario.tick.0)
         .simulation_duration(bound + Duration::from_secs(1))
+        .tcp_capacity(scenario.network.tcp_capacity)
         .min_message_latency(scenario.network.latency.min.0)
         .max_message_latency(scenario.network.latency.max.0);
     let mut sim = builder.build();
@@ -495,7 +507,8 @@ fn finish<S: System>(
         }
     }
     let flagged = metrics::flagged_ops(&violations);
-    let metrics = metrics::measure(&samples_of(&history, &flagged), nanos(scenario.end().0));
+    let samples = samples_of(&history, &flagged);
+    let metrics = metrics::measure(&samples, nanos(scenario.end().0));
 
     let slo: Vec<SloResult> = scenario
         .slo
@@ -579,6 +592,7 @@ fn finish<S: System>(
         versions: VERSIONS,
         records,
         timeline,
+        samples: if options.keep_records { samples } else { Vec::new() },
     }
 }
 

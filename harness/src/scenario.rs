@@ -93,6 +93,7 @@ impl Scenario {
             ("heal".to_string(), self.heal.to_string()),
             ("tick".to_string(), self.tick.to_string()),
             ("network.latency".to_string(), self.network.latency.to_string()),
+            ("network.tcp_capacity".to_string(), self.network.tcp_capacity.to_string()),
             ("workload.clients".to_string(), self.workload.clients.to_string()),
             ("workload.rate".to_string(), format!("{}/s", self.workload.rate.per_second)),
             ("workload.arrival".to_string(), self.workload.arrival.to_string()),
@@ -121,7 +122,14 @@ pub fn resolve_hosts(hosts: &[String], patterns: &[HostPattern]) -> Vec<String> 
 pub struct Network {
     /// Latency range of every link when no fault changes it.
     pub latency: DurRange,
+    /// turmoil's TCP capacity: a listener's accept backlog and a socket's
+    /// buffer, in segments. turmoil panics when a backlog overflows.
+    pub tcp_capacity: usize,
 }
+
+/// Default `[network] tcp_capacity`: turmoil's own 64 overflows when a clog
+/// releases a burst of connection attempts at once.
+pub const TCP_CAPACITY_DEFAULT: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -342,7 +350,10 @@ struct RawScenario {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
-    latency: Spanned<DurRange>,
+    #[serde(default)]
+    latency: Option<Spanned<DurRange>>,
+    #[serde(default)]
+    tcp_capacity: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -625,12 +636,19 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         Some(s) => return Err(at(s.span(), format!("seeds must be at least 1, found {}", s.get_ref()))),
     };
 
-    let network = Network {
-        latency: raw
-            .network
-            .as_ref()
-            .map_or(DurRange { min: Dur::from_millis(1), max: Dur::from_millis(10) }, |n| *n.latency.get_ref()),
+    let latency = raw
+        .network
+        .as_ref()
+        .and_then(|n| n.latency.as_ref())
+        .map_or(DurRange { min: Dur::from_millis(1), max: Dur::from_millis(10) }, |l| *l.get_ref());
+    let tcp_capacity = match raw.network.as_ref().and_then(|n| n.tcp_capacity.as_ref()) {
+        None => TCP_CAPACITY_DEFAULT,
+        Some(c) if (1..=1_000_000).contains(c.get_ref()) => *c.get_ref() as usize,
+        Some(c) => {
+            return Err(at(c.span(), format!("tcp_capacity must be between 1 and 1000000, found {}", c.get_ref())))
+        }
     };
+    let network = Network { latency, tcp_capacity };
 
     let clients = match &raw.workload.clients {
         None => 1,

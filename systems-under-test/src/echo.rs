@@ -108,7 +108,7 @@ impl System for Echo {
         Box::pin(async move {
             match request(op.payload).await {
                 Ok(answer) => Outcome::Ok(answer),
-                Err(error) => Outcome::Failed(error.to_string()),
+                Err(error) => Outcome::Failed(crate::wire::describe(&error)),
             }
         })
     }

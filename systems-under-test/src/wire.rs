@@ -45,3 +45,16 @@ where
     reader.read_exact(&mut body).await?;
     serde_json::from_slice(&body).map(Some).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
 }
+
+/// An I/O error as a client reports it: its kind and message
+/// ("connection refused: 192.168.0.1:7000"), since turmoil's messages alone
+/// are often just the peer's address.
+pub fn describe(error: &io::Error) -> String {
+    let kind = error.kind().to_string();
+    let message = error.to_string();
+    if message.contains(&kind) {
+        message
+    } else {
+        format!("{kind}: {message}")
+    }
+}

@@ -3,6 +3,7 @@
 
 mod cli; // the built binary: exit codes, error output, replay commands, traces
 mod determinism; // same seed, same digest: in one process and across processes
+mod faults; // each fault kind has its effect on echo while it lasts
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod robustness; // panicking, failing, hanging and nondeterministic systems
