@@ -3,7 +3,6 @@
 
 use faultline_harness::metrics::OpSample;
 use faultline_harness::run::{run_seed, RunOptions};
-use faultline_harness::OutcomeClass;
 
 use crate::support::scenario;
 
