@@ -62,21 +62,58 @@ pub fn print_result(scenario: &Scenario, report: &RunReport) {
         "  latency ms    p50 {:.2}   p95 {:.2}   p99 {:.2}   p99.9 {:.2}   max {:.2}   (good requests, from intended start)",
         l.p50_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms
     );
-    println!("  timeline      |{}|  ({}ms windows: # up, + up with failures, . down)", m.timeline, m.window_ms);
-    if m.outages.is_empty() {
-        println!("  outages       none");
+    let legend = if m.time_source == "probe" {
+        "1s each, from the health probe: # up, . down, + both"
     } else {
-        let spans: Vec<String> =
-            m.outages.iter().map(|o| format!("{:.3}s..{:.3}s", o.start_ms / 1000.0, o.end_ms / 1000.0)).collect();
+        "1s windows of requests: # up, + up with failures, . down"
+    };
+    println!("  timeline      |{}|  ({legend})", m.timeline);
+    let nines = m.nines.map_or("-".to_string(), |n| format!("{n:.2}"));
+    if m.outages.is_empty() {
+        println!(
+            "  outages       none   (time availability {}, from the {})",
+            percent(m.time_availability),
+            m.time_source
+        );
+    } else {
+        let spans: Vec<String> = m
+            .outages
+            .iter()
+            .take(8)
+            .map(|o| format!("{:.3}s..{:.3}s", o.start_ms / 1000.0, o.end_ms / 1000.0))
+            .collect();
+        let more = if m.outages.len() > 8 { format!(" (+{} more)", m.outages.len() - 8) } else { String::new() };
         let mtbf = m.mtbf_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
-        println!("  outages       {}   MTTR {:.3}s   MTBF {mtbf}", spans.join(", "), m.mttr_ms / 1000.0);
+        println!(
+            "  outages       {} {}{more}   MTTR {:.3}s   MTBF {mtbf}   nines {nines}",
+            m.outages.len(),
+            spans.join(", "),
+            m.mttr_ms / 1000.0
+        );
     }
+    if m.faults > 0 {
+        let mttd = m.mttd_ms.map_or("- (no detection event)".to_string(), |v| format!("{:.3}s", v / 1000.0));
+        let ttr = m.time_to_recover_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
+        println!(
+            "  faults        {}   detected {}   MTTD {mttd}   ended while down {}   time to recover {ttr}{}",
+            m.faults,
+            m.faults_detected,
+            m.recoveries,
+            if m.unrecovered > 0 { format!("   NOT RECOVERED {}", m.unrecovered) } else { String::new() }
+        );
+    }
+    println!(
+        "  load          {:.1} req/s   time in system {:.2}ms   in flight {:.2}",
+        m.throughput_per_s, m.time_in_system_mean_ms, m.in_flight_mean
+    );
     if !report.reached.is_empty() {
         let events: Vec<String> = report.reached.iter().map(|(k, n)| format!("{k} x{n}")).collect();
         println!("  events        {}", events.join("   "));
     }
     for slo in &report.slo {
-        println!("  slo           {} {}", if slo.met { "met     " } else { "BREACHED" }, slo.message);
+        let budget =
+            slo.error_budget_consumed.map_or(String::new(), |b| format!("   error budget used {:.0}%", b * 100.0));
+        println!("  slo           {} {}{budget}", if slo.met { "met     " } else { "BREACHED" }, slo.message);
     }
     println!("  digest        {}", report.digest);
     println!();

@@ -89,6 +89,10 @@ pub struct Operation<O, R> {
     pub invoked: Nanos,
     /// When the answer came back, or the deadline passed.
     pub completed: Nanos,
+    /// How many of this client's earlier requests were still in flight when
+    /// it was sent. With Poisson arrivals their mean is the time-average
+    /// number in flight (PASTA), which the Little's-law check uses.
+    pub outstanding: u32,
     pub outcome: Outcome<R>,
 }
 
@@ -114,6 +118,16 @@ impl<O, R> History<O, R> {
         }
         History { ops }
     }
+}
+
+/// One health probe: a synthetic request the harness sends every
+/// `[metrics] probe_interval` to see whether the service is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeSample {
+    pub sent: Nanos,
+    pub completed: Nanos,
+    /// Answered (fresh or degraded) before the deadline.
+    pub up: bool,
 }
 
 /// One entry of the event trace.

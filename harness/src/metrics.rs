@@ -1,28 +1,30 @@
-//! Figures of one run, computed from the recorded history only: request
-//! availability (served and fresh), error rate, latency percentiles from the
-//! intended start, and a time view in windows with outages, MTTR and MTBF.
+//! Figures of one run, computed after it from what was recorded: request
+//! availability (served and fresh), error rate, latency from the intended
+//! start, a time view (up and down intervals, from the health probe or from
+//! windows of the request stream) with outages, MTTR and MTBF, MTTD from the
+//! system's detection events, time to recover after each fault, and the
+//! Little's-law figures (throughput, time in system, number in flight).
 //!
-//! Pure functions over [`OpSample`]s; nothing here runs or reads time. The
-//! definitions live in docs/metrics.md.
+//! Pure functions over plain data; nothing here runs or reads a clock. The
+//! definitions live in docs/metrics.md, and tests/integration/theory.rs
+//! holds them against closed-form results.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::history::{Nanos, OutcomeClass};
-
-/// A window is up when at least this share of its requests was served correctly.
-pub const WINDOW_UP_RATIO: f64 = 0.9;
-/// Length of a time-availability window.
-pub const WINDOW_NANOS: Nanos = 1_000_000_000;
+use crate::history::{Nanos, OutcomeClass, ProbeSample, Violation};
 
 /// What metrics need of one operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpSample {
     pub kind: &'static str,
+    pub client: u32,
     pub intended: Nanos,
     pub completed: Nanos,
+    /// The client's requests in flight when this one was sent.
+    pub outstanding: u32,
     pub class: OutcomeClass,
     /// A checker named this operation in a violation: its answer was wrong.
     pub incorrect: bool,
@@ -33,6 +35,31 @@ impl OpSample {
     pub fn good(&self) -> bool {
         self.class.served() && !self.incorrect
     }
+}
+
+/// A fault's start and end, for MTTD and time to recover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultSpan {
+    pub start: Nanos,
+    pub end: Nanos,
+}
+
+/// Everything one run's figures are computed from.
+pub struct MeasureInput<'a> {
+    pub samples: &'a [OpSample],
+    /// The health probe's samples, when the system has a probe.
+    pub probes: Option<&'a [ProbeSample]>,
+    pub faults: &'a [FaultSpan],
+    /// Times of the system's detection events, sorted.
+    pub detections: &'a [Nanos],
+    /// When the workload stopped issuing requests.
+    pub end: Nanos,
+    /// Request-stream window width (used without a probe).
+    pub window: Nanos,
+    /// A request-stream window is up when at least this share is good.
+    pub up_ratio: f64,
+    /// Consecutive probes that must disagree with the state to change it.
+    pub probe_threshold: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -70,16 +97,41 @@ pub struct Metrics {
     /// Latency of good requests, from intended start to answer.
     pub latency: LatencySummary,
     pub latency_by_kind: BTreeMap<String, LatencySummary>,
-    pub window_ms: f64,
-    /// Up windows / windows that saw requests.
+    /// Requests per second of simulated time.
+    pub throughput_per_s: f64,
+    /// Mean time in system of every request (good or not), intended start to end, in ms.
+    pub time_in_system_mean_ms: f64,
+    /// Mean number of requests in flight, as Poisson arrivals see it (PASTA).
+    pub in_flight_mean: f64,
+    /// "probe" or "windows": where the time view comes from.
+    pub time_source: String,
+    /// With a probe: consecutive probes that had to disagree to change the
+    /// state (`[metrics] probe_threshold`, raised to cover a round trip).
+    pub probe_threshold: u64,
+    /// Up time / run time.
     pub time_availability: f64,
-    /// One character per window: '#' up, '+' up with some failures, '.' down, ' ' no requests.
+    /// -log10(1 - time availability); `None` when it is 1.
+    pub nines: Option<f64>,
+    /// One character per second: '#' up, '.' down, '+' both in that second
+    /// (with windows: up but with some failures), ' ' no requests (windows).
     pub timeline: String,
     pub outages: Vec<Outage>,
     /// Mean outage length in ms (0 with no outage).
     pub mttr_ms: f64,
     /// Up time / outages in ms (`None` with no outage).
     pub mtbf_ms: Option<f64>,
+    /// Faults with a duration.
+    pub faults: u64,
+    /// Faults followed, while they lasted, by a detection event of the system.
+    pub faults_detected: u64,
+    /// Mean time from a fault's start to the system's first detection event.
+    pub mttd_ms: Option<f64>,
+    /// Faults that ended while the service was down.
+    pub recoveries: u64,
+    /// Of those, the ones still down when the run ended.
+    pub unrecovered: u64,
+    /// Mean time from such a fault's end to the service being up again.
+    pub time_to_recover_ms: Option<f64>,
 }
 
 impl Metrics {
@@ -97,6 +149,8 @@ impl Metrics {
             "p999_latency" => self.latency.p999_ms / 1000.0,
             "max_latency" => self.latency.max_ms / 1000.0,
             "mttr" => self.mttr_ms / 1000.0,
+            "mttd" => self.mttd_ms.unwrap_or(0.0) / 1000.0,
+            "time_to_recover" => self.time_to_recover_ms.unwrap_or(0.0) / 1000.0,
             _ => return None,
         })
     }
@@ -106,7 +160,11 @@ fn ms(nanos: u64) -> f64 {
     nanos as f64 / 1e6
 }
 
-fn latency_summary(latencies: &[Nanos]) -> LatencySummary {
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+pub fn latency_summary(latencies: &[Nanos]) -> LatencySummary {
     if latencies.is_empty() {
         return LatencySummary::default();
     }
@@ -128,11 +186,147 @@ fn latency_summary(latencies: &[Nanos]) -> LatencySummary {
     }
 }
 
-/// Computes a run's figures. `end` is when the workload stopped issuing requests.
-pub fn measure(samples: &[OpSample], end: Nanos) -> Metrics {
-    let mut metrics = Metrics { requests: samples.len() as u64, window_ms: ms(WINDOW_NANOS), ..Metrics::default() };
+/// A stretch of time in one state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interval {
+    pub start: Nanos,
+    pub end: Nanos,
+    pub up: bool,
+}
+
+/// Appends, merging with the previous interval when the state is the same.
+fn push_interval(intervals: &mut Vec<Interval>, start: Nanos, end: Nanos, up: bool) {
+    if end <= start {
+        return;
+    }
+    match intervals.last_mut() {
+        Some(last) if last.up == up && last.end == start => last.end = end,
+        _ => intervals.push(Interval { start, end, up }),
+    }
+}
+
+/// The time view from probes, by send time, with hysteresis: the state
+/// changes only when `threshold` consecutive probes disagree with it, and the
+/// change is dated at the first of them. So an outage is measured within a
+/// probe interval (plus a round trip) of the truth, and a probe whose answer
+/// was lost in flight as a fault began, or one that slipped through just
+/// before it, does not split or invent an outage (it still counts against
+/// request availability). A shorter disagreeing run at the very end of the run
+/// counts, as nothing follows to refute it. Before the first probe the
+/// service counts as up.
+pub fn probe_intervals(probes: &[ProbeSample], end: Nanos, threshold: usize) -> Vec<Interval> {
+    assert!(threshold >= 1, "a state change needs at least one probe");
+    let mut sorted: Vec<&ProbeSample> = probes.iter().filter(|p| p.sent < end).collect();
+    sorted.sort_by_key(|p| p.sent);
+    let mut intervals = Vec::new();
+    let mut cursor = 0;
+    let mut up = true;
+    let mut index = 0;
+    while index < sorted.len() {
+        if sorted[index].up == up {
+            index += 1;
+            continue;
+        }
+        let run = sorted[index..].iter().take_while(|p| p.up != up).count();
+        if run >= threshold || index + run == sorted.len() {
+            push_interval(&mut intervals, cursor, sorted[index].sent, up);
+            cursor = sorted[index].sent;
+            up = !up;
+        }
+        index += run;
+    }
+    push_interval(&mut intervals, cursor, end, up);
+    intervals
+}
+
+/// How many probes are sent during a typical (90th percentile) successful
+/// probe's round trip, plus one. Near a fault's edge, probes sent within one
+/// round trip can disagree (a slow one fails, a fast one gets through), so
+/// the hysteresis spans at least this many.
+pub fn round_trip_probes(probes: &[ProbeSample]) -> usize {
+    let mut round_trips: Vec<Nanos> = probes.iter().filter(|p| p.up).map(|p| p.completed - p.sent).collect();
+    if round_trips.is_empty() {
+        return 1;
+    }
+    round_trips.sort_unstable();
+    let p90 = round_trips[(round_trips.len() - 1) * 9 / 10];
+    let mut sends: Vec<Nanos> = probes.iter().map(|p| p.sent).collect();
+    sends.sort_unstable();
+    let interval = sends.windows(2).map(|w| w[1] - w[0]).filter(|&g| g > 0).min().unwrap_or(Nanos::MAX);
+    (p90 / interval) as usize + 1
+}
+
+/// The time view from the request stream: windows of `window` by intended
+/// start, up when at least `up_ratio` of their requests were good. A window
+/// without requests keeps the previous state. Also returns one timeline
+/// character per window.
+pub fn window_intervals(samples: &[OpSample], end: Nanos, window: Nanos, up_ratio: f64) -> (Vec<Interval>, String) {
+    assert!(window > 0, "windows have a width");
+    let windows = end.div_ceil(window).max(1) as usize;
+    let mut totals = vec![(0u64, 0u64); windows];
+    for sample in samples {
+        let index = ((sample.intended / window) as usize).min(windows - 1);
+        totals[index].0 += 1;
+        if sample.good() {
+            totals[index].1 += 1;
+        }
+    }
+    let mut intervals = Vec::new();
+    let mut timeline = String::with_capacity(windows);
+    let mut state = true;
+    for (index, &(total, good)) in totals.iter().enumerate() {
+        if total == 0 {
+            timeline.push(' ');
+        } else {
+            state = good as f64 / total as f64 >= up_ratio;
+            timeline.push(if !state {
+                '.'
+            } else if good == total {
+                '#'
+            } else {
+                '+'
+            });
+        }
+        let start = index as u64 * window;
+        push_interval(&mut intervals, start, (start + window).min(end), state);
+    }
+    (intervals, timeline)
+}
+
+/// One character per second of the interval view: '#' up, '.' down, '+' both.
+fn interval_timeline(intervals: &[Interval], end: Nanos) -> String {
+    const SECOND: Nanos = 1_000_000_000;
+    let seconds = end.div_ceil(SECOND) as usize;
+    let mut marks = vec![(false, false); seconds];
+    for interval in intervals {
+        let first = (interval.start / SECOND) as usize;
+        let last = ((interval.end - 1) / SECOND) as usize;
+        for mark in marks.iter_mut().take(last.min(seconds - 1) + 1).skip(first) {
+            if interval.up {
+                mark.0 = true;
+            } else {
+                mark.1 = true;
+            }
+        }
+    }
+    marks
+        .iter()
+        .map(|&(up, down)| match (up, down) {
+            (true, false) => '#',
+            (false, true) => '.',
+            (true, true) => '+',
+            (false, false) => ' ',
+        })
+        .collect()
+}
+
+/// Computes a run's figures.
+pub fn measure(input: &MeasureInput<'_>) -> Metrics {
+    let samples = input.samples;
+    let mut metrics = Metrics { requests: samples.len() as u64, ..Metrics::default() };
     let mut good_latencies = Vec::new();
     let mut by_kind: BTreeMap<&str, Vec<Nanos>> = BTreeMap::new();
+    let mut time_in_system: u128 = 0;
     for sample in samples {
         match sample.class {
             OutcomeClass::Ok => metrics.ok += 1,
@@ -143,84 +337,88 @@ pub fn measure(samples: &[OpSample], end: Nanos) -> Metrics {
         if sample.class.served() && sample.incorrect {
             metrics.incorrect += 1;
         }
+        let latency = sample.completed.saturating_sub(sample.intended);
+        time_in_system += u128::from(latency);
         if sample.good() {
-            let latency = sample.completed.saturating_sub(sample.intended);
             good_latencies.push(latency);
             by_kind.entry(sample.kind).or_default().push(latency);
         }
     }
     let requests = samples.len().max(1) as f64;
-    let good = good_latencies.len() as f64;
     let fresh_good = samples.iter().filter(|s| s.good() && s.class == OutcomeClass::Ok).count() as f64;
-    metrics.availability = if samples.is_empty() { 1.0 } else { good / requests };
+    metrics.availability = if samples.is_empty() { 1.0 } else { good_latencies.len() as f64 / requests };
     metrics.fresh_availability = if samples.is_empty() { 1.0 } else { fresh_good / requests };
     metrics.error_rate = (metrics.failed + metrics.timeout) as f64 / requests;
     metrics.latency = latency_summary(&good_latencies);
     metrics.latency_by_kind = by_kind.into_iter().map(|(k, v)| (k.to_string(), latency_summary(&v))).collect();
 
-    // Time view: windows of the request stream by intended start.
-    let windows = end.div_ceil(WINDOW_NANOS).max(1) as usize;
-    let mut totals = vec![(0u64, 0u64); windows];
+    // Little's law: throughput, time in system, and the number in flight as
+    // arrivals see it, summed over clients (each client counts only its own).
+    let seconds = input.end as f64 / 1e9;
+    metrics.throughput_per_s = if seconds > 0.0 { samples.len() as f64 / seconds } else { 0.0 };
+    metrics.time_in_system_mean_ms = if samples.is_empty() { 0.0 } else { time_in_system as f64 / requests / 1e6 };
+    let mut per_client: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for sample in samples {
-        let index = ((sample.intended / WINDOW_NANOS) as usize).min(windows - 1);
-        totals[index].0 += 1;
-        if sample.good() {
-            totals[index].1 += 1;
-        }
+        let entry = per_client.entry(sample.client).or_default();
+        entry.0 += u64::from(sample.outstanding);
+        entry.1 += 1;
     }
-    let mut up_windows = 0usize;
-    let mut seen_windows = 0usize;
-    let mut state_up = true;
-    let mut outage_start: Option<usize> = None;
-    let mut timeline = String::with_capacity(windows);
-    for (index, &(total, good)) in totals.iter().enumerate() {
-        if total == 0 {
-            // No evidence: the service keeps its previous state.
-            timeline.push(' ');
-        } else {
-            seen_windows += 1;
-            let ratio = good as f64 / total as f64;
-            state_up = ratio >= WINDOW_UP_RATIO;
-            timeline.push(if !state_up {
-                '.'
-            } else if good == total {
-                '#'
-            } else {
-                '+'
-            });
-            if state_up {
-                up_windows += 1;
-            }
+    metrics.in_flight_mean = per_client.values().map(|&(sum, n)| sum as f64 / n as f64).sum();
+
+    // The time view.
+    let (intervals, timeline) = match input.probes {
+        Some(probes) => {
+            metrics.time_source = "probe".into();
+            let threshold = input.probe_threshold.max(round_trip_probes(probes));
+            metrics.probe_threshold = threshold as u64;
+            let intervals = probe_intervals(probes, input.end, threshold);
+            let timeline = interval_timeline(&intervals, input.end);
+            (intervals, timeline)
         }
-        match (state_up, outage_start) {
-            (false, None) => outage_start = Some(index),
-            (true, Some(start)) => {
-                metrics.outages.push(Outage {
-                    start_ms: ms(start as u64 * WINDOW_NANOS),
-                    end_ms: ms(index as u64 * WINDOW_NANOS),
-                });
-                outage_start = None;
-            }
-            _ => {}
+        None => {
+            metrics.time_source = "windows".into();
+            window_intervals(samples, input.end, input.window, input.up_ratio)
         }
-    }
-    if let Some(start) = outage_start {
-        metrics
-            .outages
-            .push(Outage { start_ms: ms(start as u64 * WINDOW_NANOS), end_ms: ms(windows as u64 * WINDOW_NANOS) });
-    }
+    };
     metrics.timeline = timeline;
-    metrics.time_availability = if seen_windows == 0 { 1.0 } else { up_windows as f64 / seen_windows as f64 };
+    let total: Nanos = intervals.iter().map(|i| i.end - i.start).sum();
+    let down: Nanos = intervals.iter().filter(|i| !i.up).map(|i| i.end - i.start).sum();
+    metrics.time_availability = if total == 0 { 1.0 } else { 1.0 - down as f64 / total as f64 };
+    metrics.nines = (metrics.time_availability < 1.0).then(|| -(1.0 - metrics.time_availability).log10());
+    metrics.outages =
+        intervals.iter().filter(|i| !i.up).map(|i| Outage { start_ms: ms(i.start), end_ms: ms(i.end) }).collect();
     if !metrics.outages.is_empty() {
-        let down: f64 = metrics.outages.iter().map(|o| o.end_ms - o.start_ms).sum();
-        metrics.mttr_ms = down / metrics.outages.len() as f64;
-        metrics.mtbf_ms = Some((ms(windows as u64 * WINDOW_NANOS) - down) / metrics.outages.len() as f64);
+        let outages = metrics.outages.len() as f64;
+        metrics.mttr_ms = ms(down) / outages;
+        metrics.mtbf_ms = Some(ms(total - down) / outages);
     }
+
+    // Detection: a fault's start to the system's first detection event while it lasts.
+    let mut detection_delays = Vec::new();
+    let mut recover_delays = Vec::new();
+    for fault in input.faults.iter().filter(|f| f.end > f.start) {
+        metrics.faults += 1;
+        let first = input.detections.partition_point(|&d| d < fault.start);
+        if let Some(&detected) = input.detections.get(first).filter(|&&d| d <= fault.end) {
+            metrics.faults_detected += 1;
+            detection_delays.push(ms(detected - fault.start));
+        }
+        // Recovery: if the service was down when the fault ended, how long until up.
+        if let Some(outage) = intervals.iter().find(|i| !i.up && i.start <= fault.end && fault.end < i.end) {
+            metrics.recoveries += 1;
+            if outage.end >= input.end {
+                metrics.unrecovered += 1;
+            }
+            recover_delays.push(ms(outage.end - fault.end));
+        }
+    }
+    metrics.mttd_ms = mean(&detection_delays);
+    metrics.time_to_recover_ms = mean(&recover_delays);
     metrics
 }
 
 /// Indexes of operations named by any violation.
-pub fn flagged_ops<'a>(violations: impl IntoIterator<Item = &'a crate::history::Violation>) -> BTreeSet<usize> {
+pub fn flagged_ops<'a>(violations: impl IntoIterator<Item = &'a Violation>) -> BTreeSet<usize> {
     violations.into_iter().flat_map(|v| v.ops.iter().copied()).collect()
 }
 
@@ -228,13 +426,31 @@ pub fn flagged_ops<'a>(violations: impl IntoIterator<Item = &'a crate::history::
 mod tests {
     use super::*;
 
+    const S: Nanos = 1_000_000_000;
+    const MS: Nanos = 1_000_000;
+
     fn sample(intended_ms: u64, latency_ms: u64, class: OutcomeClass) -> OpSample {
         OpSample {
             kind: "echo",
-            intended: intended_ms * 1_000_000,
-            completed: (intended_ms + latency_ms) * 1_000_000,
+            client: 0,
+            intended: intended_ms * MS,
+            completed: (intended_ms + latency_ms) * MS,
+            outstanding: 0,
             class,
             incorrect: false,
+        }
+    }
+
+    fn input<'a>(samples: &'a [OpSample], end: Nanos) -> MeasureInput<'a> {
+        MeasureInput {
+            samples,
+            probes: None,
+            faults: &[],
+            detections: &[],
+            end,
+            window: S,
+            up_ratio: 0.9,
+            probe_threshold: 2,
         }
     }
 
@@ -246,26 +462,28 @@ mod tests {
             sample(200, 0, OutcomeClass::Failed),
             sample(300, 1000, OutcomeClass::Timeout),
         ];
-        let m = measure(&samples, 1_000_000_000);
+        let m = measure(&input(&samples, S));
         assert_eq!((m.requests, m.ok, m.degraded, m.failed, m.timeout), (4, 1, 1, 1, 1));
         assert_eq!(m.availability, 0.5);
         assert_eq!(m.fresh_availability, 0.25);
         assert_eq!(m.error_rate, 0.5);
         assert_eq!(m.latency.count, 2);
         assert!((m.latency.max_ms - 20.0).abs() < 1e-9);
+        assert_eq!(m.throughput_per_s, 4.0);
+        assert!((m.time_in_system_mean_ms - 257.5).abs() < 1e-9);
     }
 
     #[test]
     fn incorrect_answers_are_not_good() {
         let mut wrong = sample(0, 5, OutcomeClass::Ok);
         wrong.incorrect = true;
-        let m = measure(&[wrong, sample(10, 5, OutcomeClass::Ok)], 1_000_000_000);
+        let m = measure(&input(&[wrong, sample(10, 5, OutcomeClass::Ok)], S));
         assert_eq!(m.incorrect, 1);
         assert_eq!(m.availability, 0.5);
     }
 
     #[test]
-    fn outages_are_maximal_down_window_runs() {
+    fn outages_from_windows_are_maximal_down_runs() {
         // Ten one-second windows, ten requests each; windows 3 and 4 fail.
         let mut samples = Vec::new();
         for window in 0..10u64 {
@@ -274,18 +492,90 @@ mod tests {
                 samples.push(sample(window * 1000 + i * 100, 1, class));
             }
         }
-        let m = measure(&samples, 10_000_000_000);
+        let m = measure(&input(&samples, 10 * S));
+        assert_eq!(m.time_source, "windows");
         assert_eq!(m.timeline, "###..#####");
         assert_eq!(m.outages, vec![Outage { start_ms: 3000.0, end_ms: 5000.0 }]);
         assert_eq!(m.mttr_ms, 2000.0);
         assert_eq!(m.mtbf_ms, Some(8000.0));
         assert!((m.time_availability - 0.8).abs() < 1e-12);
+        assert!((m.nines.unwrap() - 0.69897).abs() < 1e-5);
+    }
+
+    #[test]
+    fn probes_give_outages_between_the_first_failed_and_the_next_good_probe() {
+        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS + 5 * MS, up };
+        let probes: Vec<ProbeSample> = (0..100).map(|i| probe(i * 100, !(25..=44).contains(&i))).collect();
+        let mut inp = input(&[], 10 * S);
+        inp.probes = Some(&probes);
+        let m = measure(&inp);
+        assert_eq!(m.time_source, "probe");
+        assert_eq!(m.outages, vec![Outage { start_ms: 2500.0, end_ms: 4500.0 }]);
+        assert_eq!(m.timeline, "##+.+#####");
+        assert!((m.time_availability - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lone_disagreeing_probes_neither_start_nor_split_an_outage() {
+        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up };
+        // up, a lone failure, up, failures with a lone success inside, up twice, a final failure.
+        let pattern = [true, false, true, false, false, true, false, false, true, true, false];
+        let probes: Vec<ProbeSample> = pattern.iter().enumerate().map(|(i, &up)| probe(i as u64 * 10, up)).collect();
+        let intervals = probe_intervals(&probes, 120 * MS, 2);
+        assert_eq!(
+            intervals,
+            vec![
+                Interval { start: 0, end: 30 * MS, up: true },
+                Interval { start: 30 * MS, end: 80 * MS, up: false },
+                Interval { start: 80 * MS, end: 100 * MS, up: true },
+                // A failure at the very end counts: nothing follows to refute it.
+                Interval { start: 100 * MS, end: 120 * MS, up: false },
+            ]
+        );
+        assert_eq!(probe_intervals(&probes, 120 * MS, 1).iter().filter(|i| !i.up).count(), 4);
+    }
+
+    #[test]
+    fn mttd_and_time_to_recover_follow_faults() {
+        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up };
+        // Down from 2s to 5s; the fault lasts 2s..4s; detection at 2.3s.
+        let probes: Vec<ProbeSample> = (0..100).map(|i| probe(i * 100, !(20..50).contains(&i))).collect();
+        let faults = [FaultSpan { start: 2 * S, end: 4 * S }, FaultSpan { start: 7 * S, end: 8 * S }];
+        let detections = [2 * S + 300 * MS, 9 * S];
+        let inp = MeasureInput {
+            samples: &[],
+            probes: Some(&probes),
+            faults: &faults,
+            detections: &detections,
+            end: 10 * S,
+            window: S,
+            up_ratio: 0.9,
+            probe_threshold: 2,
+        };
+        let m = measure(&inp);
+        assert_eq!((m.faults, m.faults_detected), (2, 1));
+        assert_eq!(m.mttd_ms, Some(300.0));
+        assert_eq!((m.recoveries, m.unrecovered), (1, 0));
+        assert_eq!(m.time_to_recover_ms, Some(1000.0));
+    }
+
+    #[test]
+    fn in_flight_is_summed_over_clients() {
+        let mut a = sample(0, 5, OutcomeClass::Ok);
+        a.outstanding = 2;
+        let mut b = sample(1, 5, OutcomeClass::Ok);
+        b.client = 1;
+        b.outstanding = 1;
+        let mut c = sample(2, 5, OutcomeClass::Ok);
+        c.client = 1;
+        c.outstanding = 3;
+        assert_eq!(measure(&input(&[a, b, c], S)).in_flight_mean, 4.0);
     }
 
     #[test]
     fn percentiles_come_from_the_histogram() {
         let samples: Vec<OpSample> = (1..=1000).map(|i| sample(i, i, OutcomeClass::Ok)).collect();
-        let m = measure(&samples, 2_000_000_000);
+        let m = measure(&input(&samples, 2 * S));
         assert!((m.latency.p50_ms - 500.0).abs() < 1.0, "{}", m.latency.p50_ms);
         assert!((m.latency.p99_ms - 990.0).abs() < 1.0, "{}", m.latency.p99_ms);
         assert_eq!(m.latency.max_ms, 1000.0);

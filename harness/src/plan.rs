@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{FaultSpecKind, Generator, Scenario, Target};
+use crate::scenario::{FaultSpecKind, Generator, Scenario, Target, PROBE_HOST};
 use crate::seed::{self, Stream};
 use crate::units::{format_duration, Dur, DurRange};
 
@@ -269,7 +269,10 @@ fn expand_generator(
         | Generator::Latency { hosts, every, length, .. }
         | Generator::Loss { hosts, every, length, .. }
         | Generator::Clog { hosts, every, length } => {
-            let candidates = scenario.resolve(hosts);
+            let candidates = match hosts {
+                Some(patterns) => scenario.resolve(patterns),
+                None => scenario.hosts.iter().filter(|h| h.as_str() != PROBE_HOST).cloned().collect(),
+            };
             let mut now = Dur::ZERO;
             for _ in 0..GENERATOR_FAULTS_MAX {
                 now = Dur(now.0 + exponential(rng, *every).0);

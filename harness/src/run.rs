@@ -21,12 +21,14 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use crate::faults::FaultState;
-use crate::history::{format_nanos, nanos, History, Nanos, Operation, Outcome, Recorder, TraceEvent, Violation};
-use crate::metrics::{self, Metrics, OpSample};
+use crate::history::{
+    format_nanos, nanos, History, Nanos, Operation, Outcome, ProbeSample, Recorder, TraceEvent, Violation,
+};
+use crate::metrics::{self, FaultSpan, MeasureInput, Metrics, OpSample};
 use crate::plan::{Edge, Plan};
-use crate::scenario::{client_host, Arrival, Expect, Scenario};
+use crate::scenario::{client_host, Arrival, Comparison, Expect, Scenario, PROBE_HOST};
 use crate::seed::{self, Stream};
-use crate::system::{ClientContext, HostContext, System};
+use crate::system::{ClientContext, HostContext, System, SystemDoc};
 
 /// Where every simulation's wall clock (`SystemTime`) starts: a fixed instant,
 /// so nothing in a run depends on when it ran (2023-11-14T22:13:20Z).
@@ -84,6 +86,9 @@ pub struct SloResult {
     pub met: bool,
     /// "availability >= 99.5% (measured 97.12%)".
     pub message: String,
+    /// For an availability floor: the share of the error budget (1 - target)
+    /// that the run used; above 1 the budget is exhausted.
+    pub error_budget_consumed: Option<f64>,
 }
 
 /// Everything one run produced.
@@ -277,9 +282,16 @@ fn aborted_report(scenario: &Scenario, plan: Plan, reason: String) -> RunReport 
 }
 
 type Ops<S> = Rc<RefCell<Vec<Operation<<S as System>::Op, <S as System>::Res>>>>;
+type Probes = Rc<RefCell<Vec<ProbeSample>>>;
 
 /// Runs `plan` against a typed system. Called through `Configured::run`.
-pub fn run_system<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan, options: &RunOptions) -> RunReport {
+pub fn run_system<S: System>(
+    system: &Arc<S>,
+    doc: &SystemDoc,
+    scenario: &Scenario,
+    plan: &Plan,
+    options: &RunOptions,
+) -> RunReport {
     let seed = plan.seed;
     record_panics();
     PANICS.with(|panics| panics.borrow_mut().clear());
@@ -331,6 +343,20 @@ pub fn run_system<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan, 
             ops: Rc::clone(&ops),
         };
         sim.client(name.as_str(), client.run());
+    }
+
+    let probes: Probes = Rc::new(RefCell::new(Vec::new()));
+    if let (Some(interval), Some(op)) = (scenario.metrics.probe_interval, system.probe_op()) {
+        let probe = ProbeLoop {
+            system: Arc::clone(system),
+            context: ClientContext { index: u32::MAX, name: PROBE_HOST.into(), events: recorder.sink(PROBE_HOST) },
+            op,
+            interval: interval.0,
+            end: end.0,
+            deadline: deadline.0,
+            probes: Rc::clone(&probes),
+        };
+        sim.client(PROBE_HOST, probe.run());
     }
 
     let events = plan.events();
@@ -394,7 +420,61 @@ pub fn run_system<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan, 
 
     let trace = recorder.take();
     let history = History::new(std::mem::take(&mut *ops.borrow_mut()));
-    finish(system, scenario, plan, options, trace, history, aborted)
+    let mut probes = std::mem::take(&mut *probes.borrow_mut());
+    probes.sort_by_key(|p| p.sent);
+    let detection_kinds: Vec<&str> = doc.events.iter().filter(|e| e.detects).map(|e| e.name).collect();
+    finish(system, scenario, plan, options, Recorded { trace, history, probes, aborted }, &detection_kinds)
+}
+
+/// What a run recorded.
+struct Recorded<S: System> {
+    trace: Vec<TraceEvent>,
+    history: History<S::Op, S::Res>,
+    probes: Vec<ProbeSample>,
+    aborted: Option<String>,
+}
+
+/// The health probe: sends the system's probe operation every interval,
+/// each with the workload's deadline, and records whether it was answered.
+struct ProbeLoop<S: System> {
+    system: Arc<S>,
+    context: ClientContext,
+    op: S::Op,
+    interval: Duration,
+    end: Duration,
+    deadline: Duration,
+    probes: Probes,
+}
+
+impl<S: System> ProbeLoop<S> {
+    async fn run(self) -> turmoil::Result {
+        let start = tokio::time::Instant::now();
+        let mut in_flight = JoinSet::new();
+        let mut next = Duration::ZERO;
+        while next < self.end {
+            tokio::time::sleep_until(start + next).await;
+            let call = self.system.call(self.context.clone(), self.op.clone());
+            let deadline_at = start + next + self.deadline;
+            let probes = Rc::clone(&self.probes);
+            in_flight.spawn_local(async move {
+                let sent = turmoil::sim_elapsed().map_or(0, nanos);
+                let up = match tokio::time::timeout_at(deadline_at, call).await {
+                    Ok(outcome) => outcome.class().served(),
+                    Err(_) => false,
+                };
+                let completed = turmoil::sim_elapsed().map_or(sent, nanos);
+                probes.borrow_mut().push(ProbeSample { sent, completed, up });
+            });
+            next += self.interval;
+            while let Some(joined) = in_flight.try_join_next() {
+                joined.map_err(|error| format!("the probe's call panicked: {error}"))?;
+            }
+        }
+        while let Some(joined) = in_flight.join_next().await {
+            joined.map_err(|error| format!("the probe's call panicked: {error}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// One workload client: open-loop arrivals, each request with a deadline.
@@ -423,12 +503,17 @@ impl<S: System> ClientLoop<S> {
         let mut seq = 0u64;
         while next < self.end {
             tokio::time::sleep_until(start + next).await;
+            // Reap finished calls first: the set's length is then the number in flight.
+            while let Some(joined) = in_flight.try_join_next() {
+                joined.map_err(|error| format!("client {} call panicked: {error}", self.context.name))?;
+            }
             let op = self.system.next_op(self.context.index, &mut self.rng);
             let kind = self.system.op_kind(&op);
             let call = self.system.call(self.context.clone(), op.clone());
             let deadline_at = start + next + self.deadline;
             let ops = Rc::clone(&self.ops);
             let (client, intended) = (self.context.index, nanos(next));
+            let outstanding = u32::try_from(in_flight.len()).unwrap_or(u32::MAX);
             in_flight.spawn_local(async move {
                 let invoked = turmoil::sim_elapsed().map_or(intended, nanos);
                 let outcome = match tokio::time::timeout_at(deadline_at, call).await {
@@ -445,6 +530,7 @@ impl<S: System> ClientLoop<S> {
                     intended,
                     invoked,
                     completed,
+                    outstanding,
                     outcome,
                 });
             });
@@ -453,10 +539,6 @@ impl<S: System> ClientLoop<S> {
                 Arrival::Poisson => Duration::from_secs_f64(exponential.sample(&mut self.rng)),
                 Arrival::Uniform => Duration::from_secs_f64(gap_mean),
             };
-            // Reap finished calls so the set does not grow with the run.
-            while let Some(joined) = in_flight.try_join_next() {
-                joined.map_err(|error| format!("client {} call panicked: {error}", self.context.name))?;
-            }
         }
         while let Some(joined) = in_flight.join_next().await {
             joined.map_err(|error| format!("client {} call panicked: {error}", self.context.name))?;
@@ -471,16 +553,18 @@ fn finish<S: System>(
     scenario: &Scenario,
     plan: &Plan,
     options: &RunOptions,
-    trace: Vec<TraceEvent>,
-    history: History<S::Op, S::Res>,
-    aborted: Option<String>,
+    recorded: Recorded<S>,
+    detection_kinds: &[&str],
 ) -> RunReport {
+    let Recorded { trace, history, probes, aborted } = recorded;
     let samples_of = |history: &History<S::Op, S::Res>, flagged: &std::collections::BTreeSet<usize>| -> Vec<OpSample> {
         history
             .ops
             .iter()
             .map(|op| OpSample {
                 kind: op.kind,
+                client: op.client,
+                outstanding: op.outstanding,
                 intended: op.intended,
                 completed: op.completed,
                 class: op.outcome.class(),
@@ -508,7 +592,23 @@ fn finish<S: System>(
     }
     let flagged = metrics::flagged_ops(&violations);
     let samples = samples_of(&history, &flagged);
-    let metrics = metrics::measure(&samples, nanos(scenario.end().0));
+    let fault_spans: Vec<FaultSpan> = plan
+        .faults
+        .iter()
+        .filter_map(|f| f.until.map(|until| FaultSpan { start: nanos(f.at.0), end: nanos(until.0) }))
+        .collect();
+    let detections: Vec<Nanos> =
+        trace.iter().filter(|e| detection_kinds.contains(&e.kind.as_str())).map(|e| e.at).collect();
+    let metrics = metrics::measure(&MeasureInput {
+        samples: &samples,
+        probes: scenario.metrics.probe_interval.map(|_| probes.as_slice()),
+        faults: &fault_spans,
+        detections: &detections,
+        end: nanos(scenario.end().0),
+        window: nanos(scenario.metrics.window.0),
+        up_ratio: scenario.metrics.up_ratio,
+        probe_threshold: scenario.metrics.probe_threshold,
+    });
 
     let slo: Vec<SloResult> = scenario
         .slo
@@ -524,12 +624,16 @@ fn finish<S: System>(
             } else {
                 crate::units::format_duration(Duration::from_secs_f64(measured))
             };
+            let floor = matches!(slo.op, Comparison::Ge | Comparison::Gt)
+                && slo.metric.contains("availability")
+                && slo.threshold < 1.0;
             SloResult {
                 metric: slo.metric.clone(),
                 threshold: format!("{} {}", slo.op, slo.text),
                 measured,
                 met,
                 message: format!("{} {} {} (measured {shown})", slo.metric, slo.op, slo.text),
+                error_budget_consumed: floor.then(|| (1.0 - measured) / (1.0 - slo.threshold)),
             }
         })
         .collect();
@@ -554,6 +658,9 @@ fn finish<S: System>(
     }
     for op in &history.ops {
         add(serde_json::to_string(op).expect("operations serialize"));
+    }
+    for probe in &probes {
+        add(serde_json::to_string(probe).expect("probe samples serialize"));
     }
     if let Some(reason) = &aborted {
         add(format!("aborted: {reason}"));
@@ -717,6 +824,8 @@ mod tests {
     fn sample(intended_ms: u64, class: OutcomeClass) -> OpSample {
         OpSample {
             kind: "x",
+            client: 0,
+            outstanding: 0,
             intended: intended_ms * 1_000_000,
             completed: intended_ms * 1_000_000 + 1,
             class,

@@ -70,6 +70,7 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     pub chaos: Chaos,
     pub check: Check,
+    pub metrics: MetricsConfig,
     pub slo: Vec<Slo>,
 }
 
@@ -149,6 +150,23 @@ impl fmt::Display for Arrival {
     }
 }
 
+/// How the time view of a run is measured (`[metrics]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricsConfig {
+    /// Interval of the health probe, when the system declares one; `None`
+    /// measures time availability from windows of the request stream.
+    pub probe_interval: Option<Dur>,
+    /// Width of a request-stream window.
+    pub window: Dur,
+    /// A window is up when at least this share of its requests is good.
+    pub up_ratio: f64,
+    /// Consecutive probes that must disagree with the state to change it.
+    pub probe_threshold: usize,
+}
+
+/// The probe's host name, when the system declares a probe.
+pub const PROBE_HOST: &str = "probe";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Workload {
     pub clients: u32,
@@ -199,12 +217,40 @@ pub struct Chaos {
 /// A random fault generator; the planner expands it from the seed.
 #[derive(Clone, Debug, Serialize)]
 pub enum Generator {
-    Crash { hosts: Vec<HostPattern>, mtbf: Dur, mttr: Dur },
-    Restart { hosts: Vec<HostPattern>, every: Dur },
-    Partition { hosts: Vec<HostPattern>, every: Dur, length: DurRange },
-    Latency { hosts: Vec<HostPattern>, every: Dur, length: DurRange, latency: DurRange },
-    Loss { hosts: Vec<HostPattern>, every: Dur, length: DurRange, rate: f64 },
-    Clog { hosts: Vec<HostPattern>, every: Dur, length: DurRange },
+    Crash {
+        hosts: Vec<HostPattern>,
+        mtbf: Dur,
+        mttr: Dur,
+    },
+    Restart {
+        hosts: Vec<HostPattern>,
+        every: Dur,
+    },
+    /// `hosts: None` (the default) is every host but the probe: the probe
+    /// observes the service from outside, and a fault between it and the
+    /// service alone would report an outage that no client saw.
+    Partition {
+        hosts: Option<Vec<HostPattern>>,
+        every: Dur,
+        length: DurRange,
+    },
+    Latency {
+        hosts: Option<Vec<HostPattern>>,
+        every: Dur,
+        length: DurRange,
+        latency: DurRange,
+    },
+    Loss {
+        hosts: Option<Vec<HostPattern>>,
+        every: Dur,
+        length: DurRange,
+        rate: f64,
+    },
+    Clog {
+        hosts: Option<Vec<HostPattern>>,
+        every: Dur,
+        length: DurRange,
+    },
 }
 
 impl Generator {
@@ -310,6 +356,8 @@ pub const SLO_METRICS: &[(&str, SloUnit, &str)] = &[
     ("p999_latency", SloUnit::Duration, "99.9th percentile latency of good requests"),
     ("max_latency", SloUnit::Duration, "largest latency of a good request"),
     ("mttr", SloUnit::Duration, "mean outage length (0 when there is no outage)"),
+    ("mttd", SloUnit::Duration, "mean time from a fault's start to the system's detection event"),
+    ("time_to_recover", SloUnit::Duration, "mean time from a fault's end to the service being up again"),
 ];
 
 // ---------------------------------------------------------------------------
@@ -344,7 +392,22 @@ struct RawScenario {
     #[serde(default)]
     check: Option<RawCheck>,
     #[serde(default)]
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
     slo: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default)]
+    probe_interval: Option<Spanned<Dur>>,
+    #[serde(default)]
+    window: Option<Spanned<Dur>>,
+    #[serde(default)]
+    up_ratio: Option<Spanned<Probability>>,
+    #[serde(default)]
+    probe_threshold: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -669,9 +732,13 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
     }
     let workload = Workload { clients, rate, arrival: raw.workload.arrival.unwrap_or(Arrival::Poisson), deadline };
 
+    let metrics = validate_metrics(raw.metrics.as_ref(), system.has_probe(), tick, &at)?;
     let mut hosts = system.hosts();
     for index in 0..clients {
         hosts.push(client_host(index));
+    }
+    if metrics.probe_interval.is_some() {
+        hosts.push(PROBE_HOST.to_string());
     }
     let distinct: BTreeSet<&String> = hosts.iter().collect();
     assert_eq!(distinct.len(), hosts.len(), "system hosts must not repeat or clash with client names");
@@ -725,8 +792,46 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         faults,
         chaos,
         check,
+        metrics,
         slo,
     })
+}
+
+fn validate_metrics(
+    raw: Option<&RawMetrics>,
+    has_probe: bool,
+    tick: Dur,
+    at: &ErrorAt<'_>,
+) -> Result<MetricsConfig, InputError> {
+    let probe_interval = match raw.and_then(|r| r.probe_interval.as_ref()) {
+        None => has_probe.then_some(Dur::from_millis(100)),
+        Some(interval) if interval.get_ref().0.is_zero() => None,
+        Some(interval) if !has_probe => {
+            return Err(at(interval.span(), "probe_interval is set, but this system declares no health probe".into())
+                .with_help("remove it: time availability then comes from windows of the request stream"))
+        }
+        Some(interval) if *interval.get_ref() < tick => {
+            return Err(at(
+                interval.span(),
+                format!("probe_interval {} is shorter than the tick ({tick})", interval.get_ref()),
+            ))
+        }
+        Some(interval) => Some(*interval.get_ref()),
+    };
+    let window = match raw.and_then(|r| r.window.as_ref()) {
+        None => Dur::from_secs(1),
+        Some(w) if w.get_ref().0.is_zero() => return Err(at(w.span(), "window must be longer than zero".into())),
+        Some(w) => *w.get_ref(),
+    };
+    let up_ratio = raw.and_then(|r| r.up_ratio.as_ref()).map_or(0.9, |r| r.get_ref().0);
+    let probe_threshold = match raw.and_then(|r| r.probe_threshold.as_ref()) {
+        None => 2,
+        Some(f) if (1..=100).contains(f.get_ref()) => *f.get_ref() as usize,
+        Some(f) => {
+            return Err(at(f.span(), format!("probe_threshold must be between 1 and 100, found {}", f.get_ref())))
+        }
+    };
+    Ok(MetricsConfig { probe_interval, window, up_ratio, probe_threshold })
 }
 
 /// The host name of workload client `index`.
@@ -886,7 +991,6 @@ fn validate_chaos(raw: &RawChaos, check_patterns: &PatternCheck<'_>, at: &ErrorA
             Ok(*d.get_ref())
         }
     };
-    let all_hosts = || vec![HostPattern::parse("*").expect("\"*\" is a valid glob")];
     let mut generators = Vec::new();
     if let Some(crash) = &raw.crash {
         let c = crash.get_ref();
@@ -906,8 +1010,8 @@ fn validate_chaos(raw: &RawChaos, check_patterns: &PatternCheck<'_>, at: &ErrorA
         let Some(link) = link else { continue };
         let l = link.get_ref();
         let hosts = match &l.hosts {
-            Some(h) => check_patterns(h)?,
-            None => all_hosts(),
+            Some(h) => Some(check_patterns(h)?),
+            None => None,
         };
         let every = positive(&l.every, "every")?;
         let length = *l.length.get_ref();

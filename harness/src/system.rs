@@ -54,6 +54,14 @@ pub trait System: Send + Sync + Serialize + 'static {
     /// The operation's kind, for per-kind figures ("read", "write").
     fn op_kind(&self, op: &Self::Op) -> &'static str;
 
+    /// A health probe: the operation the harness sends every
+    /// `[metrics] probe_interval` from its own `probe` host to measure time
+    /// availability, outages and MTTR precisely. `None` (the default) means
+    /// no probe: the time view then comes from windows of the request stream.
+    fn probe_op(&self) -> Option<Self::Op> {
+        None
+    }
+
     /// Performs one operation from a workload client. The harness enforces the
     /// deadline by dropping this future; it must not block the thread.
     fn call(self: &Arc<Self>, client: ClientContext, op: Self::Op) -> LocalFuture<Outcome<Self::Res>>;
@@ -110,6 +118,9 @@ pub struct InvariantDoc {
 pub struct EventDoc {
     pub name: &'static str,
     pub about: &'static str,
+    /// The system noticed a fault on its own (a breaker opening, a failover
+    /// starting): MTTD is measured from a fault's start to the first such event.
+    pub detects: bool,
 }
 
 /// Invariants that the harness checks for every system.
@@ -125,6 +136,8 @@ pub trait Configured: Send + Sync {
     fn knobs(&self) -> Vec<(String, String)>;
     /// Event kinds the system reports.
     fn events(&self) -> Vec<&'static str>;
+    /// Does the system declare a health probe?
+    fn has_probe(&self) -> bool;
     /// Runs one seed of `scenario` with `plan` (see `run.rs`).
     fn run(&self, scenario: &Scenario, plan: &Plan, options: &RunOptions) -> RunReport;
 }
@@ -161,8 +174,12 @@ impl<S: System> Configured for Erased<S> {
         self.doc.events.iter().map(|e| e.name).collect()
     }
 
+    fn has_probe(&self) -> bool {
+        self.system.probe_op().is_some()
+    }
+
     fn run(&self, scenario: &Scenario, plan: &Plan, options: &RunOptions) -> RunReport {
-        crate::run::run_system(&self.system, scenario, plan, options)
+        crate::run::run_system(&self.system, self.doc, scenario, plan, options)
     }
 }
 

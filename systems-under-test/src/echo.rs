@@ -47,8 +47,8 @@ pub static DOC: SystemDoc = SystemDoc {
     ],
     invariants: &[InvariantDoc { name: "echo-matches", about: "every answer equals the payload of its request" }],
     events: &[
-        EventDoc { name: "server.start", about: "the server is listening (each start and restart)" },
-        EventDoc { name: "echo.corrupted", about: "the server sent a corrupted answer" },
+        EventDoc { name: "server.start", about: "the server is listening (each start and restart)", detects: false },
+        EventDoc { name: "echo.corrupted", about: "the server sent a corrupted answer", detects: false },
     ],
 };
 
@@ -102,6 +102,10 @@ impl System for Echo {
 
     fn op_kind(&self, _op: &EchoOp) -> &'static str {
         "echo"
+    }
+
+    fn probe_op(&self) -> Option<EchoOp> {
+        Some(EchoOp { payload: 0 })
     }
 
     fn call(self: &Arc<Self>, _client: ClientContext, op: EchoOp) -> LocalFuture<Outcome<u64>> {
@@ -208,6 +212,7 @@ mod tests {
             intended: 0,
             invoked: 0,
             completed: 5,
+            outstanding: 0,
             outcome,
         }
     }

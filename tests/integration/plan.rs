@@ -50,7 +50,11 @@ fn explicit_faults_resolve_globs_and_isolation_and_end_by_the_heal_phase() {
     let partition = &plan.faults[1];
     assert_eq!(
         partition.action,
-        Action::Partition { a: vec!["server".into()], b: vec!["client-0".into(), "client-1".into()], oneway: false }
+        Action::Partition {
+            a: vec!["server".into()],
+            b: vec!["client-0".into(), "client-1".into(), "probe".into()],
+            oneway: false
+        }
     );
     assert_eq!(partition.until, Some(Dur::from_secs(3)), "no `for`: until the heal phase");
     let latency = &plan.faults[2];
