@@ -682,7 +682,7 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
     let tick = raw.tick.as_ref().map_or(Dur::from_millis(1), |t| *t.get_ref());
     if let Some(spanned) = &raw.tick {
         let nanos = tick.as_nanos();
-        if nanos == 0 || nanos % 1_000_000 != 0 {
+        if nanos == 0 || !nanos.is_multiple_of(1_000_000) {
             return Err(at(spanned.span(), format!("tick must be a whole number of milliseconds, found {tick}"))
                 .with_help(
                 "tokio's timer wheel rounds to 1ms: a finer tick makes sleeps end early (use \"1ms\", \"2ms\", ...)",

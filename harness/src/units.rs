@@ -54,7 +54,7 @@ pub fn format_duration(duration: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    let (unit, scale) = if nanos % 1_000_000_000 == 0 || nanos >= 10_000_000_000 {
+    let (unit, scale) = if nanos.is_multiple_of(1_000_000_000) || nanos >= 10_000_000_000 {
         ("s", 1_000_000_000u128)
     } else if nanos >= 1_000_000 {
         if nanos >= 1_000_000_000 {
