@@ -6,6 +6,7 @@ use std::time::Duration;
 use faultline_harness::plan::{self, Plan};
 use faultline_harness::run::{RunReport, SeedOutcome, VERSIONS};
 use faultline_harness::scenario::{Scenario, CHAOS_KINDS, FAULT_KINDS, SLO_METRICS};
+use faultline_harness::stats::Summary;
 use faultline_harness::sweep::ScenarioResult;
 use faultline_harness::system::HARNESS_INVARIANTS;
 use faultline_harness::Registry;
@@ -159,45 +160,69 @@ fn print_violations(report: &RunReport) {
     }
 }
 
+fn with_ci(summary: Option<&Summary>, scale: f64, unit: &str, decimals: usize) -> String {
+    match summary {
+        None => "-".to_string(),
+        Some(s) if s.n == 1 => format!("{:.decimals$}{unit}", s.mean * scale),
+        Some(s) => format!(
+            "{:.decimals$}{unit} [{:.decimals$}, {:.decimals$}]",
+            s.mean * scale,
+            s.ci_low * scale,
+            s.ci_high * scale
+        ),
+    }
+}
+
 pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize) {
     let width = results.iter().map(|r| r.file.len()).max().unwrap_or(8).max(8);
     println!(
-        "{:<width$}  {:>5}  {:>6}  {:>6}  {:>9}  {:>9}  {:<28}  result",
-        "scenario", "seeds", "passed", "failed", "avail", "p99 ms", "expect"
+        "{:<width$}  {:>5}  {:>4}  {:<29}  {:<25}  {:>8}  {:>6}  result",
+        "scenario", "seeds", "fail", "availability [95% CI]", "MTTR [95% CI]", "p99 ms", "SLOs"
     );
     let mut runs = 0;
     for result in results {
         runs += result.seeds();
         let failed = result.failed_seeds().count();
         let found = result.found_seeds().count();
-        let clean = result.reports.iter().filter(|r| r.outcome == SeedOutcome::Passed).count();
-        let measured: Vec<&RunReport> = result.reports.iter().filter(|r| r.aborted.is_none()).collect();
-        let mean = |f: &dyn Fn(&RunReport) -> f64| {
-            if measured.is_empty() {
-                f64::NAN
-            } else {
-                measured.iter().map(|r| f(r)).sum::<f64>() / measured.len() as f64
-            }
-        };
-        let availability = mean(&|r| r.metrics.availability);
-        let p99 = mean(&|r| r.metrics.latency.p99_ms);
+        let availability = with_ci(result.figures.get("availability"), 100.0, "%", 3);
+        let mttr = with_ci(result.figures.get("mttr_ms"), 0.001, "s", 3);
+        let p99 = result.figures.get("p99_latency_ms").map_or("-".to_string(), |s| format!("{:.2}", s.mean));
+        let (met, total) = result.slo_met.values().fold((0, 0), |acc, &(m, t)| (acc.0 + m, acc.1 + t));
+        let slos = if total == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * met as f64 / total as f64) };
         let verdict = if !result.passed {
             "FAILED".to_string()
         } else if found > 0 {
-            format!("ok (found in {found} seeds)")
+            format!("ok, {} found in {found} seeds", result.expect)
         } else {
             "ok".to_string()
         };
         println!(
-            "{:<width$}  {:>5}  {:>6}  {:>6}  {:>8.3}%  {:>9.2}  {:<28}  {verdict}",
+            "{:<width$}  {:>5}  {:>4}  {:<29}  {:<25}  {:>8}  {:>6}  {verdict}",
             result.file,
             result.seeds(),
-            clean,
             failed,
-            availability * 100.0,
+            availability,
+            mttr,
             p99,
-            result.expect,
+            slos,
         );
+    }
+    let slo_rows: Vec<String> = results
+        .iter()
+        .flat_map(|r| {
+            r.slo_met
+                .iter()
+                .map(move |(metric, (met, total))| format!("  {}: {metric} met in {met} of {total} seeds", r.file))
+        })
+        .collect();
+    if !slo_rows.is_empty() {
+        println!(
+            "
+SLOs:"
+        );
+        for row in slo_rows {
+            println!("{row}");
+        }
     }
     let failing: Vec<&ScenarioResult> = results.iter().filter(|r| !r.passed).collect();
     if !failing.is_empty() {

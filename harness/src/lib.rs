@@ -23,6 +23,7 @@ pub mod plan;
 pub mod run;
 pub mod scenario;
 pub mod seed;
+pub mod stats;
 pub mod sweep;
 pub mod system;
 pub mod units;

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{FaultSpecKind, Generator, Scenario, Target, PROBE_HOST};
+use crate::scenario::{client_host, FaultSpecKind, Generator, Scenario, Target, PROBE_HOST};
 use crate::seed::{self, Stream};
 use crate::units::{format_duration, Dur, DurRange};
 
@@ -149,8 +149,10 @@ impl Plan {
                     let (a, b) = resolve_target(scenario, target);
                     (Action::Clog { a, b }, Some(spec.length))
                 }
-                FaultSpecKind::Crash { hosts } => (Action::Crash { hosts: scenario.resolve(hosts) }, Some(spec.length)),
-                FaultSpecKind::Restart { hosts } => (Action::Restart { hosts: scenario.resolve(hosts) }, None),
+                FaultSpecKind::Crash { hosts } => {
+                    (Action::Crash { hosts: scenario.resolve_system(hosts) }, Some(spec.length))
+                }
+                FaultSpecKind::Restart { hosts } => (Action::Restart { hosts: scenario.resolve_system(hosts) }, None),
             };
             let until = until.map(|length| clip(length.map_or(heal_at, |l| Dur(spec.at.0 + l.0))));
             faults.push(PlannedFault { id: 0, origin: format!("fault[{}]", spec.index), at: spec.at, until, action });
@@ -240,7 +242,7 @@ fn expand_generator(
         Generator::Crash { hosts, mtbf, mttr } => {
             // Each host alternates up and down times independently: the
             // classic two-state (alternating renewal) model of one server.
-            for host in scenario.resolve(hosts) {
+            for host in scenario.resolve_system(hosts) {
                 let mut now = Dur::ZERO;
                 for _ in 0..GENERATOR_FAULTS_MAX {
                     now = Dur(now.0 + exponential(rng, *mtbf).0);
@@ -254,7 +256,7 @@ fn expand_generator(
             }
         }
         Generator::Restart { hosts, every } => {
-            let candidates = scenario.resolve(hosts);
+            let candidates = scenario.resolve_system(hosts);
             let mut now = Dur::ZERO;
             for _ in 0..GENERATOR_FAULTS_MAX {
                 now = Dur(now.0 + exponential(rng, *every).0);
@@ -269,10 +271,14 @@ fn expand_generator(
         | Generator::Latency { hosts, every, length, .. }
         | Generator::Loss { hosts, every, length, .. }
         | Generator::Clog { hosts, every, length } => {
-            let candidates = match hosts {
+            let candidates: Vec<String> = match hosts {
                 Some(patterns) => scenario.resolve(patterns),
-                None => scenario.hosts.iter().filter(|h| h.as_str() != PROBE_HOST).cloned().collect(),
-            };
+                None => scenario.hosts.clone(),
+            }
+            .into_iter()
+            .filter(|h| h.as_str() != PROBE_HOST)
+            .collect();
+            let has_probe = scenario.hosts.iter().any(|h| h == PROBE_HOST);
             let mut now = Dur::ZERO;
             for _ in 0..GENERATOR_FAULTS_MAX {
                 now = Dur(now.0 + exponential(rng, *every).0);
@@ -308,9 +314,42 @@ fn expand_generator(
                         Action::Clog { a, b }
                     }
                 };
-                push(now, until, action);
+                push(now, until, if has_probe { with_probe(action) } else { action });
             }
         }
+    }
+}
+
+/// Puts the probe on `client-0`'s side of a link fault, so that it sees what
+/// a client sees.
+fn with_probe(action: Action) -> Action {
+    let anchor = client_host(0);
+    let attach = |mut a: Vec<String>, mut b: Vec<String>| {
+        if a.contains(&anchor) {
+            a.push(PROBE_HOST.to_string());
+        } else if b.contains(&anchor) {
+            b.push(PROBE_HOST.to_string());
+        }
+        (a, b)
+    };
+    match action {
+        Action::Partition { a, b, oneway } => {
+            let (a, b) = attach(a, b);
+            Action::Partition { a, b, oneway }
+        }
+        Action::Latency { a, b, latency } => {
+            let (a, b) = attach(a, b);
+            Action::Latency { a, b, latency }
+        }
+        Action::Loss { a, b, rate } => {
+            let (a, b) = attach(a, b);
+            Action::Loss { a, b, rate }
+        }
+        Action::Clog { a, b } => {
+            let (a, b) = attach(a, b);
+            Action::Clog { a, b }
+        }
+        other => other,
     }
 }
 

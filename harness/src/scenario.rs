@@ -57,8 +57,11 @@ pub struct Scenario {
     pub system_name: String,
     /// The configured system under test.
     pub system: Arc<dyn Configured>,
-    /// Every host: the system's, then the workload clients ("client-0", ...).
+    /// Every host: the system's, then the workload clients ("client-0", ...)
+    /// and the probe ("client-probe") when there is one.
     pub hosts: Vec<String>,
+    /// The system's own hosts: the only ones that can crash or restart.
+    pub system_hosts: Vec<String>,
     /// Length of the fault phase; the workload runs through it and the heal phase.
     pub duration: Dur,
     /// Length of the heal phase after `duration`: every fault is off.
@@ -83,6 +86,11 @@ impl Scenario {
     /// Host names matched by any of `patterns`, in host order.
     pub fn resolve(&self, patterns: &[HostPattern]) -> Vec<String> {
         resolve_hosts(&self.hosts, patterns)
+    }
+
+    /// The system's hosts matched by any of `patterns` (for crash and restart).
+    pub fn resolve_system(&self, patterns: &[HostPattern]) -> Vec<String> {
+        resolve_hosts(&self.system_hosts, patterns)
     }
 
     /// The effective settings, one `key = value` line each, as `run` prints
@@ -164,8 +172,10 @@ pub struct MetricsConfig {
     pub probe_threshold: usize,
 }
 
-/// The probe's host name, when the system declares a probe.
-pub const PROBE_HOST: &str = "probe";
+/// The probe's host name, when the system declares a probe. It sits with the
+/// workload clients: `client-*` patterns and isolations include it, and
+/// random faults carry it along with `client-0` rather than pick it alone.
+pub const PROBE_HOST: &str = "client-probe";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Workload {
@@ -226,9 +236,9 @@ pub enum Generator {
         hosts: Vec<HostPattern>,
         every: Dur,
     },
-    /// `hosts: None` (the default) is every host but the probe: the probe
-    /// observes the service from outside, and a fault between it and the
-    /// service alone would report an outage that no client saw.
+    /// `hosts: None` (the default) is every host. The probe is never picked
+    /// on its own (an outage that no client saw would be measured); it
+    /// follows `client-0` into whatever fault that client is in.
     Partition {
         hosts: Option<Vec<HostPattern>>,
         every: Dur,
@@ -733,7 +743,8 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
     let workload = Workload { clients, rate, arrival: raw.workload.arrival.unwrap_or(Arrival::Poisson), deadline };
 
     let metrics = validate_metrics(raw.metrics.as_ref(), system.has_probe(), tick, &at)?;
-    let mut hosts = system.hosts();
+    let system_hosts = system.hosts();
+    let mut hosts = system_hosts.clone();
     for index in 0..clients {
         hosts.push(client_host(index));
     }
@@ -760,14 +771,33 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         Ok(patterns.get_ref().clone())
     };
 
+    // Crashes and restarts act on the system's software; turmoil cannot crash
+    // a client (its workload would be lost, not restarted).
+    let check_system_patterns = |patterns: &Spanned<Vec<HostPattern>>| -> Result<Vec<HostPattern>, InputError> {
+        let checked = check_patterns(patterns)?;
+        for pattern in &checked {
+            if resolve_hosts(&system_hosts, std::slice::from_ref(pattern)).is_empty() {
+                return Err(at(
+                    patterns.span(),
+                    format!(
+                        "host pattern {:?} matches only workload clients, which cannot crash or restart",
+                        pattern.as_str()
+                    ),
+                )
+                .with_help(format!("the system's hosts: {}", system_hosts.join(", "))));
+            }
+        }
+        Ok(checked)
+    };
+
     let mut faults = Vec::new();
     for (index, spanned) in raw.fault.iter().enumerate() {
-        faults.push(validate_fault(index, spanned, duration, &check_patterns, &at)?);
+        faults.push(validate_fault(index, spanned, duration, &check_patterns, &check_system_patterns, &at)?);
     }
 
     let chaos = match &raw.chaos {
         None => Chaos::default(),
-        Some(raw_chaos) => validate_chaos(raw_chaos, &check_patterns, &at)?,
+        Some(raw_chaos) => validate_chaos(raw_chaos, &check_patterns, &check_system_patterns, &at)?,
     };
 
     let check = validate_check(raw.check.as_ref(), &*system, entry.doc.invariants, heal, &workload, file, source)?;
@@ -783,6 +813,7 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         system_name,
         system,
         hosts,
+        system_hosts,
         duration,
         heal,
         tick,
@@ -851,6 +882,7 @@ fn validate_fault(
     spanned: &Spanned<RawFault>,
     duration: Dur,
     check_patterns: &PatternCheck<'_>,
+    check_system_patterns: &PatternCheck<'_>,
     at: &ErrorAt<'_>,
 ) -> Result<FaultSpec, InputError> {
     let raw = spanned.get_ref();
@@ -927,7 +959,7 @@ fn validate_fault(
             return Err(at(between.span(), format!("a {kind_name} fault acts on hosts, not links: use `hosts`")));
         }
         match &raw.hosts {
-            Some(hosts) => check_patterns(hosts),
+            Some(hosts) => check_system_patterns(hosts),
             None => Err(at(key_span, format!("a {kind_name} fault needs `hosts`"))),
         }
     };
@@ -983,7 +1015,12 @@ fn validate_fault(
     Ok(FaultSpec { index, at: start, length, kind })
 }
 
-fn validate_chaos(raw: &RawChaos, check_patterns: &PatternCheck<'_>, at: &ErrorAt<'_>) -> Result<Chaos, InputError> {
+fn validate_chaos(
+    raw: &RawChaos,
+    check_patterns: &PatternCheck<'_>,
+    check_system_patterns: &PatternCheck<'_>,
+    at: &ErrorAt<'_>,
+) -> Result<Chaos, InputError> {
     let positive = |d: &Spanned<Dur>, key: &str| -> Result<Dur, InputError> {
         if d.get_ref().0.is_zero() {
             Err(at(d.span(), format!("{key} must be longer than zero")))
@@ -995,14 +1032,15 @@ fn validate_chaos(raw: &RawChaos, check_patterns: &PatternCheck<'_>, at: &ErrorA
     if let Some(crash) = &raw.crash {
         let c = crash.get_ref();
         generators.push(Generator::Crash {
-            hosts: check_patterns(&c.hosts)?,
+            hosts: check_system_patterns(&c.hosts)?,
             mtbf: positive(&c.mtbf, "mtbf")?,
             mttr: positive(&c.mttr, "mttr")?,
         });
     }
     if let Some(restart) = &raw.restart {
         let r = restart.get_ref();
-        generators.push(Generator::Restart { hosts: check_patterns(&r.hosts)?, every: positive(&r.every, "every")? });
+        generators
+            .push(Generator::Restart { hosts: check_system_patterns(&r.hosts)?, every: positive(&r.every, "every")? });
     }
     let links: [(&str, &Option<Spanned<RawChaosLink>>); 4] =
         [("partition", &raw.partition), ("latency", &raw.latency), ("loss", &raw.loss), ("clog", &raw.clog)];

@@ -6,7 +6,7 @@
 //! violation (if any) was found by some seed, and every `reached` event was
 //! reported by some seed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::run::{run_seed, RunOptions, RunReport, SeedOutcome};
 use crate::scenario::{Expect, Scenario};
+use crate::stats::{summarize, Summary};
 
 /// Which seeds to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,11 @@ pub struct ScenarioResult {
     pub passed: bool,
     /// Why it failed, one line each.
     pub reasons: Vec<String>,
+    /// Each figure's distribution across the seeds that ran to the end
+    /// (MTTR, MTTD and time to recover only over seeds that had one).
+    pub figures: BTreeMap<String, Summary>,
+    /// Per SLO metric: (seeds that met it, seeds that ran to the end).
+    pub slo_met: BTreeMap<String, (usize, usize)>,
     pub reports: Vec<RunReport>,
 }
 
@@ -84,14 +90,67 @@ pub fn judge_scenario(scenario: &Scenario, reports: Vec<RunReport>) -> ScenarioR
             reasons.push(format!("no seed reached event {event:?}: the scenario may not exercise what it claims"));
         }
     }
+    let (figures, slo_met) = figures(&reports);
     ScenarioResult {
         file: scenario.file.clone(),
         name: scenario.name.clone(),
         expect: scenario.check.expect.to_string(),
         passed: reasons.is_empty(),
         reasons,
+        figures,
+        slo_met,
         reports,
     }
+}
+
+/// The figures summarized across seeds, by name.
+pub const SWEEP_FIGURES: &[&str] = &[
+    "availability",
+    "fresh_availability",
+    "time_availability",
+    "error_rate",
+    "p50_latency_ms",
+    "p99_latency_ms",
+    "mttr_ms",
+    "mtbf_ms",
+    "mttd_ms",
+    "time_to_recover_ms",
+];
+
+type Figures = (BTreeMap<String, Summary>, BTreeMap<String, (usize, usize)>);
+
+fn figures(reports: &[RunReport]) -> Figures {
+    let finished: Vec<&RunReport> = reports.iter().filter(|r| r.aborted.is_none()).collect();
+    let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for report in &finished {
+        let m = &report.metrics;
+        let mut add = |name: &'static str, value: Option<f64>| {
+            if let Some(value) = value {
+                values.entry(name).or_default().push(value);
+            }
+        };
+        add("availability", Some(m.availability));
+        add("fresh_availability", Some(m.fresh_availability));
+        add("time_availability", Some(m.time_availability));
+        add("error_rate", Some(m.error_rate));
+        add("p50_latency_ms", (m.latency.count > 0).then_some(m.latency.p50_ms));
+        add("p99_latency_ms", (m.latency.count > 0).then_some(m.latency.p99_ms));
+        add("mttr_ms", (!m.outages.is_empty()).then_some(m.mttr_ms));
+        add("mtbf_ms", m.mtbf_ms);
+        add("mttd_ms", m.mttd_ms);
+        add("time_to_recover_ms", m.time_to_recover_ms);
+    }
+    let summaries =
+        values.into_iter().filter_map(|(name, values)| summarize(&values).map(|s| (name.to_string(), s))).collect();
+    let mut slo_met: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for report in &finished {
+        for slo in &report.slo {
+            let entry = slo_met.entry(slo.metric.clone()).or_default();
+            entry.0 += usize::from(slo.met);
+            entry.1 += 1;
+        }
+    }
+    (summaries, slo_met)
 }
 
 /// Runs every (scenario, seed) pair on `jobs` threads and judges each scenario.

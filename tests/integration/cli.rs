@@ -119,7 +119,7 @@ fn sweep_reports_the_expected_violation_as_found() {
     let output = faultline(&["sweep", "scenarios/echo/corrupting-server.toml", "--seeds", "4"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     let out = stdout(&output);
-    assert!(out.contains("ok (found in"), "{out}");
+    assert!(out.contains("ok, violation:echo-matches found in 4 seeds"), "{out}");
     assert!(out.contains("reproduce: faultline replay scenarios/echo/corrupting-server.toml --seed"), "{out}");
 }
 

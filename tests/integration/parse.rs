@@ -162,3 +162,9 @@ fn every_shipped_scenario_is_valid() {
     let output = crate::support::faultline(&["check", "scenarios"]);
     assert!(output.status.success(), "{}", crate::support::stderr(&output));
 }
+
+#[test]
+fn crashes_act_on_system_hosts_only() {
+    let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"client-*\"]\nat = \"1s\"\n");
+    assert_error(&source, (13, 9), "matches only workload clients, which cannot crash or restart", "server");
+}

@@ -52,7 +52,7 @@ fn explicit_faults_resolve_globs_and_isolation_and_end_by_the_heal_phase() {
         partition.action,
         Action::Partition {
             a: vec!["server".into()],
-            b: vec!["client-0".into(), "client-1".into(), "probe".into()],
+            b: vec!["client-0".into(), "client-1".into(), "client-probe".into()],
             oneway: false
         }
     );
@@ -61,7 +61,7 @@ fn explicit_faults_resolve_globs_and_isolation_and_end_by_the_heal_phase() {
     assert_eq!(latency.until, Some(Dur::from_secs(3)), "clipped to the heal phase");
     match &latency.action {
         Action::Latency { a, b, .. } => {
-            assert_eq!(a, &vec!["client-0".to_string(), "client-1".to_string()]);
+            assert_eq!(a, &vec!["client-0".to_string(), "client-1".to_string(), "client-probe".to_string()]);
             assert_eq!(b, &vec!["server".to_string()]);
         }
         other => panic!("expected latency, got {other:?}"),
@@ -94,4 +94,26 @@ fn plan_events_end_faults_before_starting_ones_at_the_same_instant() {
     let json = serde_json::to_string(&plan).unwrap();
     let back: Plan = serde_json::from_str(&json).unwrap();
     assert_eq!(back, plan, "plans round-trip through JSON");
+}
+
+#[test]
+fn random_link_faults_never_pick_the_probe_alone_but_carry_it_with_client_0() {
+    let source = echo(
+        "\n[chaos]\npartition = { every = \"100ms\", for = \"50ms\" }\nclog = { every = \"100ms\", for = \"50ms\" }\n",
+    );
+    let plan = Plan::expand(&scenario(&source), 3);
+    assert!(plan.faults.len() > 20);
+    for fault in &plan.faults {
+        let (a, b) = match &fault.action {
+            Action::Partition { a, b, .. } | Action::Clog { a, b } => (a, b),
+            other => panic!("unexpected {other:?}"),
+        };
+        for group in [a, b] {
+            assert_eq!(
+                group.contains(&"client-probe".to_string()),
+                group.contains(&"client-0".to_string()),
+                "the probe goes where client-0 goes: {fault}"
+            );
+        }
+    }
 }
