@@ -109,6 +109,17 @@ enum Command {
     },
     /// List systems, their knobs, invariants and events, fault kinds and SLO metrics.
     List,
+    /// Hold the metrics against closed-form theory (availability, M/M/1,
+    /// M/M/1/K, retries, replicas) and print the table docs/metrics.md shows.
+    #[command(after_help = EXIT_CODES)]
+    Calibrate {
+        /// Many more seeds and five times the simulated time (minutes, not seconds).
+        #[arg(long)]
+        long: bool,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+    },
 }
 
 fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
@@ -270,6 +281,18 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
         Command::List => {
             report::print_list(registry);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Calibrate { long, jobs } => {
+            use faultline_systems::theory;
+            let scale = if long { theory::LONG } else { theory::SHORT };
+            let jobs = jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize);
+            eprintln!(
+                "running the theory checks at scale {:?} ({} seeds each) on {jobs} threads",
+                scale.name, scale.seeds
+            );
+            let checks = theory::run_all(scale, jobs)?;
+            print!("{}", theory::markdown(&checks, scale));
+            Ok(verdict_code(checks.iter().all(|c| c.passed)))
         }
     }
 }

@@ -108,6 +108,9 @@ pub struct Metrics {
     /// With a probe: consecutive probes that had to disagree to change the
     /// state (`[metrics] probe_threshold`, raised to cover a round trip).
     pub probe_threshold: u64,
+    /// With a probe: mean round trip of the probes that were answered, in ms
+    /// (the network's share of a request's time in system, for a cheap probe).
+    pub probe_round_trip_ms: Option<f64>,
     /// Up time / run time.
     pub time_availability: f64,
     /// -log10(1 - time availability); `None` when it is 1.
@@ -370,6 +373,8 @@ pub fn measure(input: &MeasureInput<'_>) -> Metrics {
         Some(probes) => {
             metrics.time_source = "probe".into();
             let threshold = input.probe_threshold.max(round_trip_probes(probes));
+            let round_trips: Vec<f64> = probes.iter().filter(|p| p.up).map(|p| ms(p.completed - p.sent)).collect();
+            metrics.probe_round_trip_ms = mean(&round_trips);
             metrics.probe_threshold = threshold as u64;
             let intervals = probe_intervals(probes, input.end, threshold);
             let timeline = interval_timeline(&intervals, input.end);

@@ -34,6 +34,9 @@ use crate::system::{ClientContext, HostContext, System, SystemDoc};
 /// so nothing in a run depends on when it ran (2023-11-14T22:13:20Z).
 pub const EPOCH_SECS: u64 = 1_700_000_000;
 
+/// Ports for clients' outgoing connections: all but the well-known ones.
+pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 1024..=65535;
+
 /// Violations kept per invariant in a report (all of them count).
 pub const VIOLATIONS_KEPT_MAX: usize = 20;
 
@@ -219,21 +222,53 @@ thread_local! {
     /// locations. tokio re-panics with a generic message when a task panics,
     /// so the first of these is the one worth reporting.
     static PANICS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// Is this thread inside a simulation?
+    static IN_RUN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Chains a panic hook that records each panic's message and location on its
-/// thread, then lets the previous hook print it as usual. Installed once.
+/// thread. Inside a run it prints one line (the seed's report carries the
+/// message; a sweep may see many), or everything the previous hook prints
+/// when FAULTLINE_BACKTRACE is set; outside a run it defers to the previous
+/// hook. Installed once.
 fn record_panics() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if !IN_RUN.with(Cell::get) {
+                return previous(info);
+            }
             let location = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
             let message = format!("{}{location}", panic_message(info.payload()));
-            PANICS.with(|panics| panics.borrow_mut().push(message));
-            previous(info);
+            let first = PANICS.with(|panics| {
+                let mut panics = panics.borrow_mut();
+                panics.push(message.clone());
+                panics.len() == 1
+            });
+            if std::env::var_os("FAULTLINE_BACKTRACE").is_some() {
+                previous(info);
+            } else if first {
+                eprintln!("faultline: panic in simulated code: {message} (FAULTLINE_BACKTRACE=1 shows it in full)");
+            }
         }));
     });
+}
+
+/// Marks this thread as running a simulation until dropped.
+struct InRun;
+
+impl InRun {
+    fn enter() -> InRun {
+        IN_RUN.with(|flag| flag.set(true));
+        InRun
+    }
+}
+
+impl Drop for InRun {
+    fn drop(&mut self) {
+        IN_RUN.with(|flag| flag.set(false));
+    }
 }
 
 /// The first panic recorded on this thread during the current run, else
@@ -242,6 +277,11 @@ fn first_panic(fallback: String) -> String {
     let message = PANICS.with(|panics| panics.borrow().first().cloned()).unwrap_or(fallback);
     if message.contains("socket buffer full") {
         format!("{message}: turmoil's TCP capacity was exceeded (a simulator limit, not the system's); raise [network] tcp_capacity")
+    } else if message.contains("ports exhausted") {
+        format!(
+            "{message}: a host used up turmoil's ephemeral ports (a simulator limit: turmoil 0.7 does not release \
+             connections that timed out); open fewer connections (a longer probe_interval, a lower rate) or shorten the run"
+        )
     } else {
         message
     }
@@ -295,6 +335,7 @@ pub fn run_system<S: System>(
     let seed = plan.seed;
     record_panics();
     PANICS.with(|panics| panics.borrow_mut().clear());
+    let in_run = InRun::enter();
     let recorder = Recorder::default();
     let ops: Ops<S> = Rc::new(RefCell::new(Vec::new()));
     let end = scenario.end();
@@ -309,6 +350,9 @@ pub fn run_system<S: System>(
         .tick_duration(scenario.tick.0)
         .simulation_duration(bound + Duration::from_secs(1))
         .tcp_capacity(scenario.network.tcp_capacity)
+        // turmoil 0.7 keeps the port of a connection that timed out against a
+        // crashed host: give clients every port there is.
+        .ephemeral_ports(EPHEMERAL_PORTS)
         .min_message_latency(scenario.network.latency.min.0)
         .max_message_latency(scenario.network.latency.max.0);
     let mut sim = builder.build();
@@ -417,6 +461,7 @@ pub fn run_system<S: System>(
     }
     // A simulation torn by a panic may panic again while it is dropped.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(sim)));
+    drop(in_run);
 
     let trace = recorder.take();
     let history = History::new(std::mem::take(&mut *ops.borrow_mut()));

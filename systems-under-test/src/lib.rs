@@ -10,7 +10,9 @@
 #[cfg(not(tokio_unstable))]
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
+pub mod calibration;
 pub mod echo;
+pub mod theory;
 pub mod wire;
 
 use faultline_harness::Registry;
@@ -18,6 +20,7 @@ use faultline_harness::Registry;
 /// Every system this crate provides, by name.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
+    registry.register(calibration::entry());
     registry.register(echo::entry());
     registry
 }

@@ -8,3 +8,4 @@ mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod robustness; // panicking, failing, hanging and nondeterministic systems
 mod support; // shared helpers
+mod theory; // the metrics against closed-form theory (FAULTLINE_LONG=1 for the long run)
