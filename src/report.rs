@@ -107,6 +107,10 @@ pub fn print_result(scenario: &Scenario, report: &RunReport) {
         "  load          {:.1} req/s   time in system {:.2}ms   in flight {:.2}",
         m.throughput_per_s, m.time_in_system_mean_ms, m.in_flight_mean
     );
+    if !report.system_figures.is_empty() {
+        let figures: Vec<String> = report.system_figures.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+        println!("  system        {}", figures.join("   "));
+    }
     if !report.reached.is_empty() {
         let events: Vec<String> = report.reached.iter().map(|(k, n)| format!("{k} x{n}")).collect();
         println!("  events        {}", events.join("   "));
@@ -206,6 +210,29 @@ pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize) {
             p99,
             slos,
         );
+    }
+    let system_rows: Vec<String> = results
+        .iter()
+        .flat_map(|r| {
+            r.figures.iter().filter(|(name, _)| name.starts_with("system.")).map(move |(name, s)| {
+                format!(
+                    "  {}: {} mean {:.3} [{:.3}, {:.3}], min {:.3}, max {:.3}",
+                    r.file,
+                    &name["system.".len()..],
+                    s.mean,
+                    s.ci_low,
+                    s.ci_high,
+                    s.min,
+                    s.max
+                )
+            })
+        })
+        .collect();
+    if !system_rows.is_empty() {
+        println!("\nsystem figures (95% CI across seeds):");
+        for row in system_rows {
+            println!("{row}");
+        }
     }
     let slo_rows: Vec<String> = results
         .iter()

@@ -115,6 +115,8 @@ pub struct RunReport {
     pub slo: Vec<SloResult>,
     /// System events reported, by kind.
     pub reached: BTreeMap<String, u64>,
+    /// The system's own figures (`System::figures`).
+    pub system_figures: BTreeMap<String, f64>,
     pub plan: Plan,
     pub versions: Versions,
     /// The digest's input, one record a line (with `keep_records`).
@@ -313,6 +315,7 @@ fn aborted_report(scenario: &Scenario, plan: Plan, reason: String) -> RunReport 
         metrics: Metrics::default(),
         slo: Vec::new(),
         reached: BTreeMap::new(),
+        system_figures: BTreeMap::new(),
         plan,
         versions: VERSIONS,
         records: Vec::new(),
@@ -683,6 +686,11 @@ fn finish<S: System>(
         })
         .collect();
 
+    let system_figures: BTreeMap<String, f64> = if aborted.is_none() {
+        system.figures(&history, &trace).into_iter().map(|(name, value)| (name.to_string(), value)).collect()
+    } else {
+        BTreeMap::new()
+    };
     let mut reached = BTreeMap::new();
     for event in trace.iter().filter(|e| e.source != "harness") {
         *reached.entry(event.kind.clone()).or_insert(0u64) += 1;
@@ -740,6 +748,7 @@ fn finish<S: System>(
         metrics,
         slo,
         reached,
+        system_figures,
         plan: plan.clone(),
         versions: VERSIONS,
         records,

@@ -140,8 +140,20 @@ fn figures(reports: &[RunReport]) -> Figures {
         add("mttd_ms", m.mttd_ms);
         add("time_to_recover_ms", m.time_to_recover_ms);
     }
-    let summaries =
+    let mut summaries: BTreeMap<String, Summary> =
         values.into_iter().filter_map(|(name, values)| summarize(&values).map(|s| (name.to_string(), s))).collect();
+    // The systems' own figures, as "system.<name>".
+    let mut system: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for report in &finished {
+        for (name, value) in &report.system_figures {
+            system.entry(name.as_str()).or_default().push(*value);
+        }
+    }
+    for (name, values) in system {
+        if let Some(summary) = summarize(&values) {
+            summaries.insert(format!("system.{name}"), summary);
+        }
+    }
     let mut slo_met: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for report in &finished {
         for slo in &report.slo {

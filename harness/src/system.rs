@@ -69,6 +69,13 @@ pub trait System: Send + Sync + Serialize + 'static {
     /// Checks one of the system's invariants over a finished run. Must be a
     /// pure function of its arguments (no I/O, no time, no randomness).
     fn check(&self, invariant: &str, history: &History<Self::Op, Self::Res>, trace: &[TraceEvent]) -> Vec<Violation>;
+
+    /// Figures of the system's own ("stampede_factor", "hit_ratio"), from a
+    /// finished run; shown with the run's metrics and summarized across seeds.
+    /// Pure, like `check`. None by default.
+    fn figures(&self, _history: &History<Self::Op, Self::Res>, _trace: &[TraceEvent]) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }
 
 /// What a host's software gets from the harness.

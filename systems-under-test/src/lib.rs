@@ -10,6 +10,7 @@
 #[cfg(not(tokio_unstable))]
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
+pub mod cache;
 pub mod calibration;
 pub mod echo;
 pub mod theory;
@@ -20,6 +21,7 @@ use faultline_harness::Registry;
 /// Every system this crate provides, by name.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
+    registry.register(cache::entry());
     registry.register(calibration::entry());
     registry.register(echo::entry());
     registry
