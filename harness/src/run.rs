@@ -398,6 +398,7 @@ pub fn run_system<S: System>(
             system: Arc::clone(system),
             context: ClientContext { index: u32::MAX, name: PROBE_HOST.into(), events: recorder.sink(PROBE_HOST) },
             op,
+            fresh_only: scenario.metrics.probe_up == crate::scenario::ProbeUp::Fresh,
             interval: interval.0,
             end: end.0,
             deadline: deadline.0,
@@ -488,6 +489,8 @@ struct ProbeLoop<S: System> {
     system: Arc<S>,
     context: ClientContext,
     op: S::Op,
+    /// Count only fresh answers as up.
+    fresh_only: bool,
     interval: Duration,
     end: Duration,
     deadline: Duration,
@@ -503,11 +506,12 @@ impl<S: System> ProbeLoop<S> {
             tokio::time::sleep_until(start + next).await;
             let call = self.system.call(self.context.clone(), self.op.clone());
             let deadline_at = start + next + self.deadline;
-            let probes = Rc::clone(&self.probes);
+            let (probes, fresh_only) = (Rc::clone(&self.probes), self.fresh_only);
             in_flight.spawn_local(async move {
                 let sent = turmoil::sim_elapsed().map_or(0, nanos);
                 let up = match tokio::time::timeout_at(deadline_at, call).await {
-                    Ok(outcome) => outcome.class().served(),
+                    Ok(Outcome::Ok(_)) => true,
+                    Ok(outcome) => !fresh_only && outcome.class().served(),
                     Err(_) => false,
                 };
                 let completed = turmoil::sim_elapsed().map_or(sent, nanos);

@@ -170,6 +170,19 @@ pub struct MetricsConfig {
     pub up_ratio: f64,
     /// Consecutive probes that must disagree with the state to change it.
     pub probe_threshold: usize,
+    /// Which probe answers count as up.
+    pub probe_up: ProbeUp,
+}
+
+/// Which probe answers count as up (`[metrics] probe_up`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeUp {
+    /// Any answer, fresh or degraded (a fallback keeps the service up).
+    Served,
+    /// Only fresh answers: a fallback counts as down, so outages are the
+    /// stretches of degraded service.
+    Fresh,
 }
 
 /// The probe's host name, when the system declares a probe. It sits with the
@@ -418,6 +431,8 @@ struct RawMetrics {
     up_ratio: Option<Spanned<Probability>>,
     #[serde(default)]
     probe_threshold: Option<Spanned<i64>>,
+    #[serde(default)]
+    probe_up: Option<ProbeUp>,
 }
 
 #[derive(Deserialize)]
@@ -862,7 +877,8 @@ fn validate_metrics(
             return Err(at(f.span(), format!("probe_threshold must be between 1 and 100, found {}", f.get_ref())))
         }
     };
-    Ok(MetricsConfig { probe_interval, window, up_ratio, probe_threshold })
+    let probe_up = raw.and_then(|r| r.probe_up).unwrap_or(ProbeUp::Served);
+    Ok(MetricsConfig { probe_interval, window, up_ratio, probe_threshold, probe_up })
 }
 
 /// The host name of workload client `index`.

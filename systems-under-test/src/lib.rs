@@ -10,6 +10,7 @@
 #[cfg(not(tokio_unstable))]
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
+pub mod breaker;
 pub mod cache;
 pub mod calibration;
 pub mod echo;
@@ -21,6 +22,7 @@ use faultline_harness::Registry;
 /// Every system this crate provides, by name.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
+    registry.register(breaker::entry());
     registry.register(cache::entry());
     registry.register(calibration::entry());
     registry.register(echo::entry());
