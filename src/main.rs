@@ -50,8 +50,9 @@ enum Command {
     Run {
         scenario: PathBuf,
         /// The seed (any u64); the same seed gives the same run, bit for bit.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        /// Default: the file's `seed`, else 1.
+        #[arg(long)]
+        seed: Option<u64>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Run the seed twice and fail, naming the first differing event, if the runs differ.
@@ -65,8 +66,9 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Replay {
         scenario: PathBuf,
+        /// The seed to replay (default: the file's `seed`; required otherwise).
         #[arg(long)]
-        seed: u64,
+        seed: Option<u64>,
         /// Print the trace: faults, crashes, system events and every operation, in time order.
         #[arg(long)]
         trace: bool,
@@ -100,12 +102,38 @@ enum Command {
         /// Wall-clock limit of each run in seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        /// Append every failing seed to a `.regressions` file beside its
+        /// scenario; `cargo test` replays those seeds first.
+        #[arg(long)]
+        record_regressions: bool,
     },
     /// Validate scenario files (or folders of them) without running anything.
     #[command(after_help = EXIT_CODES)]
     Check {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Shrink a failing seed to a minimal fault schedule and workload, written
+    /// as a standalone scenario file that reproduces the same violation.
+    #[command(after_help = EXIT_CODES)]
+    Shrink {
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// The invariant to keep violating (default: the first the seed violates).
+        #[arg(long)]
+        invariant: Option<String>,
+        /// Runs the search may make at most.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        max_runs: u64,
+        /// Wall-clock budget of the search, in seconds.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        /// Where to write the result (default: scenarios/regressions/<name>-seed<N>.toml).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: u64,
     },
     /// List systems, their knobs, invariants and events, fault kinds and SLO metrics.
     List,
@@ -182,6 +210,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
     match command {
         Command::Run { scenario, seed, format, check_determinism, wall_limit } => {
             let scenario = Arc::new(scenario::load(&scenario, registry)?);
+            let seed = seed.or(scenario.seed).unwrap_or(1);
             let options = RunOptions {
                 keep_records: false,
                 wall_limit: Some(Duration::from_secs(wall_limit)),
@@ -197,6 +226,13 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
         }
         Command::Replay { scenario, seed, trace, trace_out, format, wall_limit } => {
             let scenario = Arc::new(scenario::load(&scenario, registry)?);
+            let Some(seed) = seed.or(scenario.seed) else {
+                return Err(Failure::Input(vec![InputError::new(
+                    &scenario.file,
+                    "replay needs a seed: the file pins none",
+                )
+                .with_help("pass --seed N (a failure's `reproduce:` line names it)")]));
+            };
             let options = RunOptions {
                 keep_records: trace || trace_out.is_some(),
                 wall_limit: Some(Duration::from_secs(wall_limit)),
@@ -219,7 +255,16 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             }
             Ok(verdict_code(report.passed))
         }
-        Command::Sweep { paths, seeds, seed_range, jobs, check_determinism, format, wall_limit } => {
+        Command::Sweep {
+            paths,
+            seeds,
+            seed_range,
+            jobs,
+            check_determinism,
+            format,
+            wall_limit,
+            record_regressions,
+        } => {
             let scenarios = load_all(&paths, registry)?;
             let seeds = match (seeds, seed_range) {
                 (Some(count), _) => Seeds::Count(count),
@@ -253,6 +298,9 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             let results = sweep::sweep(&scenarios, &seeds, jobs, options, &progress);
             bar.finish_and_clear();
             let passed = results.iter().all(|r| r.passed);
+            if record_regressions {
+                record(&results)?;
+            }
             match format {
                 Format::Text => report::print_sweep(&results, started.elapsed(), jobs),
                 Format::Json => {
@@ -277,6 +325,9 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, wall_limit } => {
+            shrink(&scenario, seed, invariant, max_runs, timeout, out, wall_limit, registry)
         }
         Command::List => {
             report::print_list(registry);
@@ -358,6 +409,139 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         } else if path.extension().is_some_and(|e| e == "toml") {
             out.push(path);
         }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn shrink(
+    path: &Path,
+    seed: u64,
+    invariant: Option<String>,
+    max_runs: u64,
+    timeout: u64,
+    out: Option<PathBuf>,
+    wall_limit: u64,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
+    use faultline_harness::shrink::{self, ShrinkOptions};
+    let scenario = Arc::new(scenario::load(path, registry)?);
+    if let Some(name) = &invariant {
+        if !scenario.check.invariants.contains(name) {
+            return Err(Failure::Input(vec![InputError::new(
+                &scenario.file,
+                format!("--invariant {name:?} is not checked by this scenario"),
+            )
+            .with_help(format!("it checks: {}", scenario.check.invariants.join(", ")))]));
+        }
+    }
+    let options = ShrinkOptions {
+        max_runs: max_runs as usize,
+        timeout: Duration::from_secs(timeout),
+        invariant,
+        wall_limit: Duration::from_secs(wall_limit),
+    };
+    eprintln!("shrinking {} seed {seed} (at most {max_runs} runs, {timeout}s)", scenario.file);
+    let mut progress = |p: &shrink::Progress| {
+        eprintln!("  run {:>4}  {:<14} {}   [{:.1}s]", p.runs, p.step, p.size, p.elapsed.as_secs_f64());
+    };
+    let result = match shrink::shrink(&scenario, seed, &options, &mut progress) {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let stem = path.file_stem().map_or("scenario".to_string(), |s| s.to_string_lossy().into_owned());
+    let out = out.unwrap_or_else(|| PathBuf::from("scenarios/regressions").join(format!("{stem}-seed{seed}.toml")));
+    let expect = match &scenario.check.expect {
+        faultline_harness::scenario::Expect::Violation(name) if *name == result.invariant => {
+            scenario.check.expect.clone()
+        }
+        _ => faultline_harness::scenario::Expect::Pass,
+    };
+    let header = vec![
+        format!(
+            "Shrunk by `faultline shrink {} --seed {seed}`: it reproduces a violation of {}.",
+            scenario.file, result.invariant
+        ),
+        format!("Original: {} seed {seed}, {}.", scenario.file, result.original),
+        format!(
+            "Shrunk:   {}, in {} runs and {:.1}s.",
+            result.shrunk.size(),
+            result.runs,
+            result.elapsed.as_secs_f64()
+        ),
+        match &expect {
+            faultline_harness::scenario::Expect::Pass => {
+                "It expects \"pass\": it fails until the flaw is fixed, then guards against its return.".to_string()
+            }
+            _ => "A known flaw: it expects the violation, so it fails if the flaw stops showing.".to_string(),
+        },
+    ];
+    let text = faultline_harness::shrink::to_toml(&result.shrunk, &expect, &header);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::Other(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&out, &text).map_err(|e| Failure::Other(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+    // The file must reproduce what the search found: load it and run it.
+    let written = Arc::new(scenario::load(&out, registry)?);
+    let check = faultline_harness::run::run_seed(
+        &written,
+        seed,
+        RunOptions { wall_limit: Some(Duration::from_secs(wall_limit)), ..RunOptions::default() },
+    );
+    let reproduced = check.violation_counts.contains_key(&result.invariant);
+    println!("shrunk {} seed {seed}: a violation of {}", scenario.file, result.invariant);
+    println!("  from  {}", result.original);
+    println!("  to    {}", result.shrunk.size());
+    println!(
+        "  in    {} runs, {:.1}s{}",
+        result.runs,
+        result.elapsed.as_secs_f64(),
+        result.stopped.map_or(String::new(), |s| format!(" ({s})"))
+    );
+    for fault in &result.shrunk.plan.faults {
+        println!("        {fault}");
+    }
+    println!("wrote {}", out.display());
+    if reproduced {
+        println!("checked: running it violates {} again (digest {})", result.invariant, check.digest);
+        println!("replay: faultline replay {} --trace", out.display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("error: running the written file did not violate {}; please report this", result.invariant);
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Appends each scenario's failing seeds to its regressions file.
+fn record(results: &[faultline_harness::sweep::ScenarioResult]) -> Result<(), Failure> {
+    use faultline_harness::regressions::{self, Regression};
+    for result in results {
+        let records: Vec<Regression> = result
+            .failed_seeds()
+            .map(|report| Regression {
+                seed: report.seed,
+                invariant: report
+                    .violation_counts
+                    .keys()
+                    .find(|name| Some(name.as_str()) != report.expect.strip_prefix("violation:"))
+                    .cloned()
+                    .unwrap_or_else(|| if report.aborted.is_some() { "aborted".into() } else { "slo".into() }),
+                digest: report.digest.clone(),
+            })
+            .collect();
+        if records.is_empty() {
+            continue;
+        }
+        let added =
+            regressions::record(Path::new(&result.file), &records).map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
+        eprintln!(
+            "recorded {added} new failing seed(s) in {}",
+            regressions::path_for(Path::new(&result.file)).display()
+        );
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use faultline_harness::regressions;
 use faultline_harness::run::RunOptions;
 use faultline_harness::scenario;
 use faultline_harness::sweep::{sweep, Seeds};
@@ -32,6 +33,35 @@ fn run_scenario(path: &Path) -> Result<(), Failed> {
     let scenario = Arc::new(scenario::load(path, &registry).map_err(|e| e.to_string())?);
     // Generous: the limit is for hung code, not for a slow, shared CI machine.
     let options = RunOptions { wall_limit: Some(Duration::from_secs(600)), ..RunOptions::default() };
+    // Seeds that once failed come first (a `.regressions` file beside the
+    // scenario): each must now pass, or show the scenario's expected flaw.
+    let recorded = regressions::load(path).map_err(|e| e.to_string())?;
+    if !recorded.is_empty() {
+        let seeds = Seeds::List(recorded.iter().map(|r| r.seed).collect());
+        let replayed = sweep(std::slice::from_ref(&scenario), &seeds, 1, options, &|_| {});
+        for (record, report) in recorded.iter().zip(&replayed[0].reports) {
+            if matches!(report.outcome, faultline_harness::SeedOutcome::Failed { .. }) {
+                return Err(format!(
+                    "{}: recorded regression seed {} ({}) still fails: {:?}\n  reproduce: {}",
+                    path.display(),
+                    record.seed,
+                    record.invariant,
+                    report.outcome,
+                    report.replay_command()
+                )
+                .into());
+            }
+            if report.digest != record.digest {
+                eprintln!(
+                    "note: {} seed {} now runs differently (digest {} was {})",
+                    path.display(),
+                    record.seed,
+                    report.digest,
+                    record.digest
+                );
+            }
+        }
+    }
     let results = sweep(&[scenario], &Seeds::FromScenario, 1, options, &|_| {});
     let result = &results[0];
     if result.passed {

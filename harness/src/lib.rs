@@ -20,10 +20,14 @@ pub mod faults;
 pub mod history;
 pub mod metrics;
 pub mod plan;
+pub mod regressions;
 pub mod run;
 pub mod scenario;
 pub mod seed;
+pub mod shrink;
 pub mod stats;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod sweep;
 pub mod system;
 pub mod units;

@@ -22,8 +22,8 @@ use crate::units::{Dur, DurRange, HostPattern, Probability, Rate};
 
 /// Top-level keys, in the order docs/scenarios.md lists them.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
-    "name", "about", "system", "duration", "heal", "tick", "seeds", "network", "knobs", "workload", "fault", "chaos",
-    "check", "slo",
+    "name", "about", "system", "duration", "heal", "tick", "seeds", "seed", "network", "knobs", "workload", "fault",
+    "chaos", "check", "slo",
 ];
 
 /// The fault kinds a `[[fault]]` can have.
@@ -57,6 +57,8 @@ pub struct Scenario {
     pub system_name: String,
     /// The configured system under test.
     pub system: Arc<dyn Configured>,
+    /// The `[knobs]` table as written (the shrinker writes it back out).
+    pub knobs: toml::Table,
     /// Every host: the system's, then the workload clients ("client-0", ...)
     /// and the probe ("client-probe") when there is one.
     pub hosts: Vec<String>,
@@ -68,6 +70,9 @@ pub struct Scenario {
     pub heal: Dur,
     pub tick: Dur,
     pub seeds: u64,
+    /// A pinned seed: `run` and `replay` default to it, and sweeps and tests
+    /// run it alone (a shrunk regression file reproduces only with its seed).
+    pub seed: Option<u64>,
     pub network: Network,
     pub workload: Workload,
     pub faults: Vec<FaultSpec>,
@@ -75,6 +80,20 @@ pub struct Scenario {
     pub check: Check,
     pub metrics: MetricsConfig,
     pub slo: Vec<Slo>,
+}
+
+impl fmt::Debug for Scenario {
+    /// The essentials (the configured system has no `Debug`): enough to tell
+    /// which workload a failing property test drew.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scenario")
+            .field("file", &self.file)
+            .field("system", &self.system_name)
+            .field("duration", &self.duration)
+            .field("workload", &self.workload)
+            .field("faults", &self.faults.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scenario {
@@ -402,10 +421,11 @@ struct RawScenario {
     #[serde(default)]
     seeds: Option<Spanned<i64>>,
     #[serde(default)]
+    seed: Option<Spanned<i64>>,
+    #[serde(default)]
     network: Option<RawNetwork>,
     /// Validated by the system, from the source text (see [`Knobs`]).
     #[serde(default)]
-    #[allow(dead_code)]
     knobs: Option<toml::Table>,
     workload: RawWorkload,
     #[serde(default)]
@@ -718,6 +738,11 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         }
     }
     let heal = raw.heal.as_ref().map_or(Dur::from_secs(5), |h| *h.get_ref());
+    let seed = match &raw.seed {
+        None => None,
+        Some(s) if *s.get_ref() >= 0 => Some(*s.get_ref() as u64),
+        Some(s) => return Err(at(s.span(), format!("seed must be zero or more, found {}", s.get_ref()))),
+    };
     let seeds = match &raw.seeds {
         None => 8,
         Some(s) if *s.get_ref() >= 1 => *s.get_ref() as u64,
@@ -827,12 +852,14 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         about: raw.about,
         system_name,
         system,
+        knobs: raw.knobs.unwrap_or_default(),
         hosts,
         system_hosts,
         duration,
         heal,
         tick,
         seeds,
+        seed,
         network,
         workload,
         faults,

@@ -20,20 +20,26 @@ use crate::stats::{summarize, Summary};
 /// Which seeds to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seeds {
-    /// The scenario's own `seeds = N`: seeds 1..=N.
+    /// The scenario's own `seeds = N`: seeds 1..=N (or its pinned `seed`).
     FromScenario,
     /// Seeds 1..=N.
     Count(u64),
     /// Seeds in a half-open range.
     Range(Range<u64>),
+    /// Exactly these seeds.
+    List(Vec<u64>),
 }
 
 impl Seeds {
     pub fn for_scenario(&self, scenario: &Scenario) -> Vec<u64> {
         match self {
-            Seeds::FromScenario => (1..=scenario.seeds).collect(),
+            Seeds::FromScenario => match scenario.seed {
+                Some(seed) => vec![seed],
+                None => (1..=scenario.seeds).collect(),
+            },
             Seeds::Count(count) => (1..=*count).collect(),
             Seeds::Range(range) => range.clone().collect(),
+            Seeds::List(seeds) => seeds.clone(),
         }
     }
 }

@@ -92,7 +92,10 @@ pub static DOC: SystemDoc = SystemDoc {
         InvariantDoc { name: "fail-fast", about: "no call the app sent while the breaker was open reached the downstream" },
         InvariantDoc { name: "half-open-admission", about: "at most half_open_max_calls calls are sent in one half-open spell (1 for \"unlimited\": the trial the state exists for)" },
         InvariantDoc { name: "bounded-response-time", about: "every request is answered within the bound the timeout, attempts, backoff and fallback give" },
-        InvariantDoc { name: "graceful-degradation", about: "every request gets an answer: fresh, or a fallback" },
+        InvariantDoc {
+            name: "graceful-degradation",
+            about: "every request gets an answer, fresh or a fallback, whatever befalls the downstream and the cache (not the app's own links)",
+        },
         InvariantDoc { name: "recovery", about: "after the heal phase starts, the breaker closes within open_duration_max plus 1s" },
     ],
     events: &[

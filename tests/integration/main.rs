@@ -8,6 +8,8 @@ mod determinism; // same seed, same digest: in one process and across processes
 mod faults; // each fault kind has its effect on echo while it lasts
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
+mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
 mod robustness; // panicking, failing, hanging and nondeterministic systems
+mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers
 mod theory; // the metrics against closed-form theory (FAULTLINE_LONG=1 for the long run)
