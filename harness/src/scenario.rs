@@ -602,6 +602,35 @@ impl<'a> Knobs<'a> {
         InputError::at(self.file, self.source, span, message)
     }
 
+    /// A whole-number knob within `range`, or `default` when absent.
+    pub fn count(
+        &self,
+        value: &Option<Spanned<i64>>,
+        default: u32,
+        range: std::ops::RangeInclusive<i64>,
+        name: &str,
+    ) -> Result<u32, InputError> {
+        match value {
+            None => Ok(default),
+            Some(v) if range.contains(v.get_ref()) => {
+                Ok(u32::try_from(*v.get_ref()).expect("ranges of counts fit u32"))
+            }
+            Some(v) => Err(self.error(
+                v.span(),
+                format!("{name} must be between {} and {}, found {}", range.start(), range.end(), v.get_ref()),
+            )),
+        }
+    }
+
+    /// A duration knob that must be longer than zero, or `default` when absent.
+    pub fn positive(&self, value: &Option<Spanned<Dur>>, default: Dur, name: &str) -> Result<Dur, InputError> {
+        match value {
+            None => Ok(default),
+            Some(d) if !d.get_ref().0.is_zero() => Ok(*d.get_ref()),
+            Some(d) => Err(self.error(d.span(), format!("{name} must be longer than zero"))),
+        }
+    }
+
     /// An error about the `[knobs]` table as a whole.
     pub fn table_error(&self, message: impl Into<String>) -> InputError {
         match self.source.find("[knobs]") {

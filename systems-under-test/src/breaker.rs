@@ -41,9 +41,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
-use turmoil::net::{TcpListener, TcpStream};
+use turmoil::net::TcpListener;
 
-use crate::wire::{describe, read_frame, write_frame};
+use crate::wire::{ask, describe, read_frame, write_frame};
 
 const APP_PORT: u16 = 9000;
 const DOWNSTREAM_PORT: u16 = 9001;
@@ -217,16 +217,6 @@ struct BreakerKnobs {
 
 fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
     let raw: BreakerKnobs = knobs.parse()?;
-    let count = |value: &Option<toml::Spanned<i64>>, default: u32, name: &str| match value {
-        None => Ok(default),
-        Some(v) if (1..=1_000_000).contains(v.get_ref()) => Ok(*v.get_ref() as u32),
-        Some(v) => Err(knobs.error(v.span(), format!("{name} must be at least 1, found {}", v.get_ref()))),
-    };
-    let positive = |value: &Option<toml::Spanned<Dur>>, default: Dur, name: &str| match value {
-        None => Ok(default),
-        Some(d) if !d.get_ref().0.is_zero() => Ok(*d.get_ref()),
-        Some(d) => Err(knobs.error(d.span(), format!("{name} must be longer than zero"))),
-    };
     let factor = |value: &Option<toml::Spanned<f64>>, default: f64, name: &str| match value {
         None => Ok(default),
         Some(f) if (1.0..=100.0).contains(f.get_ref()) => Ok(*f.get_ref()),
@@ -237,7 +227,7 @@ fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
             knobs.error(threshold.span(), "set failure_threshold (consecutive failures) or failure_rate, not both")
         );
     }
-    let open_duration = positive(&raw.open_duration, Dur::from_secs(1), "open_duration")?;
+    let open_duration = knobs.positive(&raw.open_duration, Dur::from_secs(1), "open_duration")?;
     let open_duration_max = match &raw.open_duration_max {
         None => open_duration,
         Some(d) if *d.get_ref() >= open_duration => *d.get_ref(),
@@ -247,27 +237,27 @@ fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
         Some(rate) => Rule::Rate {
             rate: rate.0,
             window: raw.window.unwrap_or(Window::Calls(20)),
-            minimum_calls: count(&raw.minimum_calls, 10, "minimum_calls")?,
+            minimum_calls: knobs.count(&raw.minimum_calls, 10, 1..=1_000_000, "minimum_calls")?,
         },
-        None => Rule::Consecutive(count(&raw.failure_threshold, 5, "failure_threshold")?),
+        None => Rule::Consecutive(knobs.count(&raw.failure_threshold, 5, 1..=1_000_000, "failure_threshold")?),
     };
     let breaker = Breaker {
         enabled: raw.breaker.unwrap_or(true),
         rule,
-        call_timeout: positive(&raw.call_timeout, Dur::from_millis(100), "call_timeout")?,
+        call_timeout: knobs.positive(&raw.call_timeout, Dur::from_millis(100), "call_timeout")?,
         open_duration,
         open_backoff: factor(&raw.open_backoff, 1.0, "open_backoff")?,
         open_duration_max,
         open_jitter: raw.open_jitter.map_or(0.0, |p| p.0),
         half_open_max_calls: raw.half_open_max_calls.unwrap_or(HalfOpenCalls::AtMost(1)),
         slow_call_threshold: raw.slow_call_threshold,
-        attempts_max: count(&raw.attempts_max, 3, "attempts_max")?,
+        attempts_max: knobs.count(&raw.attempts_max, 3, 1..=1_000_000, "attempts_max")?,
         backoff_base: raw.backoff_base.unwrap_or(Dur::from_millis(20)),
         backoff_factor: factor(&raw.backoff_factor, 2.0, "backoff_factor")?,
         backoff_cap: raw.backoff_cap.unwrap_or(Dur::from_millis(500)),
         jitter: raw.jitter.unwrap_or(Jitter::Full),
         retry_budget: raw.retry_budget.map(|p| p.0),
-        cache_timeout: positive(&raw.cache_timeout, Dur::from_millis(50), "cache_timeout")?,
+        cache_timeout: knobs.positive(&raw.cache_timeout, Dur::from_millis(50), "cache_timeout")?,
         downstream_failure_rate: raw.downstream_failure_rate.map_or(0.0, |p| p.0),
         service_time: raw.service_time.unwrap_or(DurRange { min: Dur::from_millis(1), max: Dur::from_millis(5) }),
         bad_request_ratio: raw.bad_request_ratio.map_or(0.01, |p| p.0),
@@ -444,14 +434,6 @@ impl System for Breaker {
         }
         figures
     }
-}
-
-async fn ask<Q: Serialize, A: serde::de::DeserializeOwned>(host: &str, port: u16, request: &Q) -> std::io::Result<A> {
-    let mut stream = TcpStream::connect((host, port)).await?;
-    write_frame(&mut stream, request).await?;
-    read_frame(&mut stream)
-        .await?
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{host} closed the connection")))
 }
 
 // ---------------------------------------------------------------------------

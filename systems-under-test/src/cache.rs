@@ -38,9 +38,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use turmoil::net::{TcpListener, TcpStream};
+use turmoil::net::TcpListener;
 
-use crate::wire::{describe, read_frame, write_frame};
+use crate::wire::{ask, describe, read_frame, write_frame};
 
 const APP_PORT: u16 = 8000;
 const DB_PORT: u16 = 8001;
@@ -124,18 +124,6 @@ struct CacheKnobs {
 
 fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
     let raw: CacheKnobs = knobs.parse()?;
-    let count = |value: &Option<toml::Spanned<i64>>, default: u32, low: i64, high: i64, name: &str| match value {
-        None => Ok(default),
-        Some(v) if (low..=high).contains(v.get_ref()) => Ok(*v.get_ref() as u32),
-        Some(v) => {
-            Err(knobs.error(v.span(), format!("{name} must be between {low} and {high}, found {}", v.get_ref())))
-        }
-    };
-    let positive = |value: &Option<toml::Spanned<Dur>>, default: Dur, name: &str| match value {
-        None => Ok(default),
-        Some(d) if !d.get_ref().0.is_zero() => Ok(*d.get_ref()),
-        Some(d) => Err(knobs.error(d.span(), format!("{name} must be longer than zero"))),
-    };
     let db_capacity = match &raw.db_capacity {
         None => 2000.0,
         Some(r) if r.get_ref().per_second > 0.0 => r.get_ref().per_second,
@@ -148,16 +136,16 @@ fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
     };
     let cache = Cache {
         invalidation: raw.invalidation.unwrap_or(Invalidation::Delete),
-        ttl: positive(&raw.ttl, Dur::from_secs(5), "ttl")?,
+        ttl: knobs.positive(&raw.ttl, Dur::from_secs(5), "ttl")?,
         ttl_jitter: raw.ttl_jitter.unwrap_or(Dur::ZERO),
         coalescing: raw.coalescing.unwrap_or(false),
-        cache_timeout: positive(&raw.cache_timeout, Dur::from_millis(50), "cache_timeout")?,
-        db_timeout: positive(&raw.db_timeout, Dur::from_millis(500), "db_timeout")?,
+        cache_timeout: knobs.positive(&raw.cache_timeout, Dur::from_millis(50), "cache_timeout")?,
+        db_timeout: knobs.positive(&raw.db_timeout, Dur::from_millis(500), "db_timeout")?,
         db_capacity,
-        db_queue: count(&raw.db_queue, 200, 1, 1_000_000, "db_queue")?,
+        db_queue: knobs.count(&raw.db_queue, 200, 1..=1_000_000, "db_queue")?,
         db_latency: raw.db_latency.unwrap_or(Dur::ZERO),
-        apps: count(&raw.apps, 2, 1, 16, "apps")?,
-        keys: count(&raw.keys, 50, 1, 1_000_000, "keys")?,
+        apps: knobs.count(&raw.apps, 2, 1..=16, "apps")?,
+        keys: knobs.count(&raw.keys, 50, 1..=1_000_000, "keys")?,
         read_ratio: raw.read_ratio.map_or(0.9, |p| p.0),
         zipf,
     };
@@ -323,15 +311,6 @@ impl System for Cache {
         }
         figures
     }
-}
-
-/// One request over a fresh connection.
-async fn ask<Q: Serialize, A: serde::de::DeserializeOwned>(host: &str, port: u16, request: &Q) -> std::io::Result<A> {
-    let mut stream = TcpStream::connect((host, port)).await?;
-    write_frame(&mut stream, request).await?;
-    read_frame(&mut stream)
-        .await?
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{host} closed the connection")))
 }
 
 fn detail(key: u32, version: u64) -> String {

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::wire::{describe, read_frame, write_frame};
+use crate::wire::{ask, describe, read_frame, write_frame};
 
 const PORT: u16 = 7100;
 
@@ -93,13 +93,6 @@ struct CalibrationKnobs {
 
 fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
     let raw: CalibrationKnobs = knobs.parse()?;
-    let in_range = |value: &Option<toml::Spanned<i64>>, default: i64, low: i64, high: i64, name: &str| match value {
-        None => Ok(default as u32),
-        Some(v) if (low..=high).contains(v.get_ref()) => Ok(*v.get_ref() as u32),
-        Some(v) => {
-            Err(knobs.error(v.span(), format!("{name} must be between {low} and {high}, found {}", v.get_ref())))
-        }
-    };
     let service_rate = match &raw.service_rate {
         None => 10.0,
         Some(r) if r.get_ref().per_second > 0.0 => r.get_ref().per_second,
@@ -108,10 +101,10 @@ fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
     let calibration = Calibration {
         model: raw.model.unwrap_or(Model::Queue),
         service_rate,
-        capacity: in_range(&raw.capacity, 0, 0, 1_000_000, "capacity")?,
+        capacity: knobs.count(&raw.capacity, 0, 0..=1_000_000, "capacity")?,
         fail_probability: raw.fail_probability.map_or(0.3, |p| p.0),
-        attempts_max: in_range(&raw.attempts_max, 3, 1, 100, "attempts_max")?,
-        replicas: in_range(&raw.replicas, 3, 1, 16, "replicas")?,
+        attempts_max: knobs.count(&raw.attempts_max, 3, 1..=100, "attempts_max")?,
+        replicas: knobs.count(&raw.replicas, 3, 1..=16, "replicas")?,
         replica_timeout: raw.replica_timeout.unwrap_or(Dur::from_millis(20)),
     };
     Ok(erase(calibration, &DOC))
@@ -189,7 +182,7 @@ impl System for Calibration {
         let this = Arc::clone(self);
         Box::pin(async move {
             match this.model {
-                Model::Queue => match ask("server", &op).await {
+                Model::Queue => match ask("server", PORT, &op).await {
                     Ok(Reply::Served { order, received }) => {
                         Outcome::Ok(Answer { attempts: 1, order: Some((received, order)) })
                     }
@@ -199,7 +192,7 @@ impl System for Calibration {
                 },
                 Model::Flaky => {
                     for attempt in 1..=this.attempts_max {
-                        if let Ok(Reply::Served { .. }) = ask("server", &op).await {
+                        if let Ok(Reply::Served { .. }) = ask("server", PORT, &op).await {
                             return Outcome::Ok(Answer { attempts: attempt, order: None });
                         }
                     }
@@ -209,7 +202,7 @@ impl System for Calibration {
                     let mut asks = tokio::task::JoinSet::new();
                     for host in this.hosts() {
                         let (op, timeout) = (op.clone(), this.replica_timeout.0);
-                        asks.spawn_local(async move { tokio::time::timeout(timeout, ask(&host, &op)).await });
+                        asks.spawn_local(async move { tokio::time::timeout(timeout, ask(&host, PORT, &op)).await });
                     }
                     while let Some(joined) = asks.join_next().await {
                         if let Ok(Ok(Ok(Reply::Served { .. }))) = joined {
@@ -233,14 +226,6 @@ impl System for Calibration {
             other => unreachable!("scenario validation admits only documented invariants, not {other:?}"),
         }
     }
-}
-
-async fn ask(host: &str, op: &CalibrationOp) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect((host, PORT)).await?;
-    write_frame(&mut stream, op).await?;
-    read_frame(&mut stream)
-        .await?
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"))
 }
 
 /// A request waiting in the queue: when it arrived and where to answer.

@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::wire::{read_frame, write_frame};
+use crate::wire::{ask, read_frame, write_frame};
 
 pub const PORT: u16 = 7000;
 const SERVER: &str = "server";
@@ -110,7 +110,7 @@ impl System for Echo {
 
     fn call(self: &Arc<Self>, _client: ClientContext, op: EchoOp) -> LocalFuture<Outcome<u64>> {
         Box::pin(async move {
-            match request(op.payload).await {
+            match ask::<_, u64>(SERVER, PORT, &op.payload).await {
                 Ok(answer) => Outcome::Ok(answer),
                 Err(error) => Outcome::Failed(crate::wire::describe(&error)),
             }
@@ -122,15 +122,6 @@ impl System for Echo {
             "echo-matches" => check_echo_matches(history),
             other => unreachable!("scenario validation admits only documented invariants, not {other:?}"),
         }
-    }
-}
-
-async fn request(payload: u64) -> std::io::Result<u64> {
-    let mut stream = TcpStream::connect((SERVER, PORT)).await?;
-    write_frame(&mut stream, &payload).await?;
-    match read_frame::<_, u64>(&mut stream).await? {
-        Some(answer) => Ok(answer),
-        None => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "server closed the connection")),
     }
 }
 

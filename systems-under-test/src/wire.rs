@@ -46,6 +46,15 @@ where
     serde_json::from_slice(&body).map(Some).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
 }
 
+/// One request over a fresh connection to `host:port`, and its answer.
+pub async fn ask<Q: Serialize, A: DeserializeOwned>(host: &str, port: u16, request: &Q) -> io::Result<A> {
+    let mut stream = turmoil::net::TcpStream::connect((host, port)).await?;
+    write_frame(&mut stream, request).await?;
+    read_frame(&mut stream)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, format!("{host} closed the connection")))
+}
+
 /// An I/O error as a client reports it: its kind and message
 /// ("connection refused: 192.168.0.1:7000"), since turmoil's messages alone
 /// are often just the peer's address.
