@@ -86,7 +86,7 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Run seeds 1..=N of every scenario (default: each file's `seeds`).
-        #[arg(long, conflicts_with = "seed_range", value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, conflicts_with = "seed_range", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         seeds: Option<u64>,
         /// Run the seeds A..B (B excluded) of every scenario.
         #[arg(long, value_name = "A..B", value_parser = parse_seed_range)]
@@ -159,6 +159,9 @@ fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
         high.trim().parse().map_err(|_| format!("{high:?} is not a seed (a whole number from 0 to 2^64-1)"))?;
     if low >= high {
         return Err(format!("the range {text} is empty: B must be above A (B is excluded)"));
+    }
+    if high - low > faultline_harness::scenario::SEEDS_MAX {
+        return Err(format!("the range {text} holds more than {} seeds", faultline_harness::scenario::SEEDS_MAX));
     }
     Ok(low..high)
 }
@@ -523,7 +526,7 @@ fn record(results: &[faultline_harness::sweep::ScenarioResult]) -> Result<(), Fa
         let records: Vec<Regression> = result
             .failed_seeds()
             .map(|report| Regression {
-                seed: report.seed,
+                seed: faultline_harness::units::Seed(report.seed),
                 invariant: report
                     .violation_counts
                     .keys()

@@ -37,14 +37,14 @@ fn run_scenario(path: &Path) -> Result<(), Failed> {
     // scenario): each must now pass, or show the scenario's expected flaw.
     let recorded = regressions::load(path).map_err(|e| e.to_string())?;
     if !recorded.is_empty() {
-        let seeds = Seeds::List(recorded.iter().map(|r| r.seed).collect());
+        let seeds = Seeds::List(recorded.iter().map(|r| r.seed.0).collect());
         let replayed = sweep(std::slice::from_ref(&scenario), &seeds, 1, options, &|_| {});
         for (record, report) in recorded.iter().zip(&replayed[0].reports) {
             if matches!(report.outcome, faultline_harness::SeedOutcome::Failed { .. }) {
                 return Err(format!(
                     "{}: recorded regression seed {} ({}) still fails: {:?}\n  reproduce: {}",
                     path.display(),
-                    record.seed,
+                    record.seed.0,
                     record.invariant,
                     report.outcome,
                     report.replay_command()
@@ -55,7 +55,7 @@ fn run_scenario(path: &Path) -> Result<(), Failed> {
                 eprintln!(
                     "note: {} seed {} now runs differently (digest {} was {})",
                     path.display(),
-                    record.seed,
+                    record.seed.0,
                     report.digest,
                     record.digest
                 );

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{client_host, FaultSpecKind, Generator, Scenario, Target, PROBE_HOST};
+use crate::scenario::{client_host, FaultSpecKind, Generator, Scenario, Target, CHAOS_KINDS, PROBE_HOST};
 use crate::seed::{self, Stream};
 use crate::units::{format_duration, Dur, DurRange};
 
@@ -113,16 +113,27 @@ pub enum Edge {
 }
 
 impl Plan {
-    /// Every start and end, in the order the runner applies them.
+    /// Every start and end, in the order the runner applies them. At one
+    /// instant, ends come before starts (back-to-back faults hand over),
+    /// except a zero-length fault's end, which follows its own start: a
+    /// zero-length crash is a bounce, a zero-length link fault does nothing.
     pub fn events(&self) -> Vec<PlanEvent> {
         let mut events = Vec::with_capacity(self.faults.len() * 2);
         for (index, fault) in self.faults.iter().enumerate() {
             events.push(PlanEvent { at: fault.at, edge: Edge::Start, fault: index });
             if let Some(until) = fault.until {
-                events.push(PlanEvent { at: until, edge: Edge::End, fault: index });
+                events.push(PlanEvent { at: until.max(fault.at), edge: Edge::End, fault: index });
             }
         }
-        events.sort_by_key(|e| (e.at, e.edge, self.faults[e.fault].id));
+        let rank = |event: &PlanEvent| {
+            let fault = &self.faults[event.fault];
+            match event.edge {
+                Edge::End if fault.until.is_some_and(|u| u <= fault.at) => 2,
+                Edge::End => 0,
+                Edge::Start => 1,
+            }
+        };
+        events.sort_by_key(|e| (e.at, rank(e), self.faults[e.fault].id));
         events
     }
 
@@ -158,12 +169,17 @@ impl Plan {
             faults.push(PlannedFault { id: 0, origin: format!("fault[{}]", spec.index), at: spec.at, until, action });
         }
 
+        // Each generator draws from a stream named by its kind (each kind
+        // appears at most once), and the swarm draws one coin per kind in a
+        // fixed order: removing one generator leaves the others' faults as
+        // they were.
         let generators = &scenario.chaos.generators;
         let mut enabled: Vec<bool> = vec![true; generators.len()];
         if scenario.chaos.swarm && !generators.is_empty() {
             let mut rng = seed::rng(seed, Stream::Swarm);
-            for on in enabled.iter_mut() {
-                *on = rng.random_bool(0.5);
+            let coins: Vec<bool> = CHAOS_KINDS.iter().map(|_| rng.random_bool(0.5)).collect();
+            for (on, generator) in enabled.iter_mut().zip(generators) {
+                *on = coins[kind_index(generator)];
             }
             if !enabled.contains(&true) {
                 let pick = rng.random_range(0..generators.len());
@@ -172,7 +188,7 @@ impl Plan {
         }
         for (index, generator) in generators.iter().enumerate() {
             if enabled[index] {
-                let mut rng = seed::rng(seed, Stream::Chaos(index as u32));
+                let mut rng = seed::rng(seed, Stream::Chaos(kind_index(generator) as u32));
                 expand_generator(scenario, generator, heal_at, &mut rng, &mut faults);
             }
         }
@@ -193,6 +209,11 @@ impl Plan {
             heal_at,
         }
     }
+}
+
+/// A generator kind's fixed place in `CHAOS_KINDS`, which names its stream.
+fn kind_index(generator: &Generator) -> usize {
+    CHAOS_KINDS.iter().position(|(kind, _)| *kind == generator.kind()).expect("every generator kind is listed")
 }
 
 fn resolve_target(scenario: &Scenario, target: &Target) -> (Vec<String>, Vec<String>) {

@@ -16,7 +16,7 @@ use crate::error::InputError;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Regression {
-    pub seed: u64,
+    pub seed: crate::units::Seed,
     /// What the seed broke when it was recorded ("read-your-writes", "aborted").
     pub invariant: String,
     pub digest: String,
@@ -70,6 +70,7 @@ pub fn record(scenario: &Path, records: &[Regression]) -> Result<usize, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::units::Seed;
 
     #[test]
     fn records_round_trip_and_do_not_repeat() {
@@ -77,8 +78,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let scenario = dir.join("x.toml");
         assert_eq!(load(&scenario).unwrap(), Vec::new());
-        let a = Regression { seed: 7, invariant: "liveness".into(), digest: "ab".into() };
-        let b = Regression { seed: 3, invariant: "echo-matches".into(), digest: "cd".into() };
+        let a = Regression { seed: Seed(7), invariant: "liveness".into(), digest: "ab".into() };
+        let b = Regression { seed: Seed(3), invariant: "echo-matches".into(), digest: "cd".into() };
         assert_eq!(record(&scenario, std::slice::from_ref(&a)).unwrap(), 1);
         assert_eq!(record(&scenario, &[a.clone(), b.clone()]).unwrap(), 1);
         assert_eq!(load(&scenario).unwrap(), vec![b, a]);

@@ -204,6 +204,9 @@ pub enum ProbeUp {
     Fresh,
 }
 
+/// Most seeds one scenario may ask for (`seeds`, `--seeds`, `--seed-range`).
+pub const SEEDS_MAX: u64 = 10_000_000;
+
 /// The probe's host name, when the system declares a probe. It sits with the
 /// workload clients: `client-*` patterns and isolations include it, and
 /// random faults carry it along with `client-0` rather than pick it alone.
@@ -421,7 +424,7 @@ struct RawScenario {
     #[serde(default)]
     seeds: Option<Spanned<i64>>,
     #[serde(default)]
-    seed: Option<Spanned<i64>>,
+    seed: Option<Spanned<crate::units::Seed>>,
     #[serde(default)]
     network: Option<RawNetwork>,
     /// Validated by the system, from the source text (see [`Knobs`]).
@@ -767,15 +770,11 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         }
     }
     let heal = raw.heal.as_ref().map_or(Dur::from_secs(5), |h| *h.get_ref());
-    let seed = match &raw.seed {
-        None => None,
-        Some(s) if *s.get_ref() >= 0 => Some(*s.get_ref() as u64),
-        Some(s) => return Err(at(s.span(), format!("seed must be zero or more, found {}", s.get_ref()))),
-    };
+    let seed = raw.seed.as_ref().map(|s| s.get_ref().0);
     let seeds = match &raw.seeds {
         None => 8,
-        Some(s) if *s.get_ref() >= 1 => *s.get_ref() as u64,
-        Some(s) => return Err(at(s.span(), format!("seeds must be at least 1, found {}", s.get_ref()))),
+        Some(s) if (1..=SEEDS_MAX as i64).contains(s.get_ref()) => *s.get_ref() as u64,
+        Some(s) => return Err(at(s.span(), format!("seeds must be between 1 and {SEEDS_MAX}, found {}", s.get_ref()))),
     };
 
     let latency = raw
@@ -1064,6 +1063,10 @@ fn validate_fault(
                 "a crash lasts until restart_after (or the heal phase)",
             )?;
             let hosts = hosts_only(spanned.span())?;
+            if let Some(restart) = raw.restart_after.as_ref().filter(|r| r.get_ref().0.is_zero()) {
+                return Err(at(restart.span(), "restart_after must be longer than zero".into())
+                    .with_help("for an immediate stop and start, use kind = \"restart\""));
+            }
             let length = raw.restart_after.as_ref().map(|r| *r.get_ref());
             return Ok(FaultSpec { index, at: start, length, kind: FaultSpecKind::Crash { hosts } });
         }

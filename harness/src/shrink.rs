@@ -8,7 +8,7 @@
 //! one shared stream: message latencies after a change may differ). Steps, in
 //! order, each kept only if the run still violates the invariant:
 //! 1. delta debugging (ddmin) over the plan's faults;
-//! 2. fewer clients (halving, then one at a time);
+//! 2. fewer clients (halving, then one at a time), each keeping its rate;
 //! 3. a shorter fault phase: ending soon after the last fault, then halving
 //!    (faults past it are dropped, the rest clipped);
 //! 4. a lower request rate (halving);
@@ -81,11 +81,13 @@ impl Candidate {
         Candidate { scenario: Arc::clone(&self.scenario), plan: Plan { faults, ..self.plan.clone() } }
     }
 
-    /// The same with `clients` clients; faults lose the removed clients, and
-    /// faults left with an empty side are dropped.
+    /// The same with `clients` clients, each at the rate it had (so the
+    /// remaining clients send exactly what they sent before).
     fn with_clients(&self, clients: u32) -> Candidate {
         let mut scenario = (*self.scenario).clone();
+        let per_client = scenario.workload.rate.per_second / f64::from(scenario.workload.clients);
         scenario.workload.clients = clients;
+        scenario.workload.rate = Rate { per_second: per_client * f64::from(clients) };
         scenario.hosts = scenario.system_hosts.clone();
         scenario.hosts.extend((0..clients).map(client_host));
         if self.scenario.hosts.iter().any(|h| h == PROBE_HOST) {
@@ -371,12 +373,34 @@ pub fn shrink(
     let stopped = search.exhausted();
     // Faults apply at the first tick boundary at or after their time, so
     // rounding their times up to the tick changes nothing and reads better.
+    // A fault whose start and end fall in one step had the effect of a
+    // zero-length one: nothing for a link fault (dropped), a bounce for a
+    // crash (written as a restart). One that would round onto the end of the
+    // phase keeps its exact times.
     let tick = scenario.tick.as_nanos();
+    let heal_at = search.best.plan.heal_at;
     let up = |d: Dur| Dur(Duration::from_nanos(d.as_nanos().div_ceil(tick) * tick));
-    for fault in &mut search.best.plan.faults {
-        fault.at = up(fault.at);
-        fault.until = fault.until.map(|u| up(u).min(search.best.plan.heal_at));
+    let mut rounded = Vec::new();
+    for mut fault in search.best.plan.faults.clone() {
+        let (at, until) = (up(fault.at), fault.until.map(|u| up(u).min(heal_at)));
+        if at >= heal_at {
+            rounded.push(fault);
+            continue;
+        }
+        fault.at = at;
+        fault.until = until;
+        if until.is_some_and(|u| u <= at) {
+            match fault.action {
+                Action::Crash { hosts } => {
+                    fault.action = Action::Restart { hosts };
+                    fault.until = None;
+                }
+                _ => continue,
+            }
+        }
+        rounded.push(fault);
     }
+    search.best.plan.faults = rounded;
     Ok(ShrinkResult {
         invariant,
         original: original.size(),
@@ -427,7 +451,10 @@ pub fn to_toml(candidate: &Candidate, expect: &Expect, header: &[String]) -> Str
     }
     out.push_str(&format!("name = {:?}\n", s.name));
     out.push_str(&format!("system = {:?}\n", s.system_name));
-    out.push_str(&format!("seed = {}\n", candidate.plan.seed));
+    out.push_str(&format!(
+        "seed = {}\n",
+        toml::Value::try_from(crate::units::Seed(candidate.plan.seed)).expect("a seed is a TOML value")
+    ));
     out.push_str(&format!(
         "duration = {:?}\nheal = {:?}\ntick = {:?}\n",
         exact(s.duration),

@@ -36,10 +36,18 @@ impl Dur {
         if text.is_empty() {
             return Err("expected a duration such as \"250ms\" or \"5s\", found an empty string".into());
         }
-        humantime::parse_duration(text)
+        let duration = humantime::parse_duration(text)
             .map(Dur)
-            .map_err(|error| format!("expected a duration such as \"250ms\" or \"5s\", found {text:?} ({error})"))
+            .map_err(|error| format!("expected a duration such as \"250ms\" or \"5s\", found {text:?} ({error})"))?;
+        if duration > Dur::MAX {
+            return Err(format!("{text:?} is longer than the 30 days a scenario may use"));
+        }
+        Ok(duration)
     }
+
+    /// The longest duration a scenario may write: a month of simulated
+    /// time, far beyond any run, and far from overflowing when added up.
+    pub const MAX: Dur = Dur(Duration::from_secs(30 * 24 * 3600));
 }
 
 impl fmt::Display for Dur {
@@ -105,6 +113,42 @@ impl<'de> Deserialize<'de> for Dur {
                 Err(E::custom(format!(
                     "expected a duration string with a unit, such as \"{v}s\" or \"{v}ms\", found the bare number {v}"
                 )))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A seed: any u64, written as a TOML integer or, above i64::MAX (TOML's
+/// integers are signed), as a string of digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seed(pub u64);
+
+impl Serialize for Seed {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(self.0) {
+            Ok(small) => serializer.serialize_i64(small),
+            Err(_) => serializer.serialize_str(&self.0.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Seed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Seed;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a seed: a whole number from 0 to 18446744073709551615")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seed, E> {
+                u64::try_from(v).map(Seed).map_err(|_| E::custom(format!("a seed is zero or more, found {v}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seed, E> {
+                v.trim()
+                    .parse()
+                    .map(Seed)
+                    .map_err(|_| E::custom(format!("expected a seed, a whole number, found {v:?}")))
             }
         }
         deserializer.deserialize_any(V)
@@ -344,6 +388,21 @@ mod tests {
         assert_eq!(Dur::from_secs(60).to_string(), "60s");
         assert_eq!(Dur::ZERO.to_string(), "0s");
         assert_eq!(Dur(Duration::from_micros(1250)).to_string(), "1.25ms");
+    }
+
+    #[test]
+    fn durations_are_capped_and_seeds_take_every_u64() {
+        assert!(Dur::parse("31 days").unwrap_err().contains("30 days"));
+        assert!(Dur::parse("30 days").is_ok());
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct S {
+            seed: Seed,
+        }
+        for seed in [0, 7, u64::MAX] {
+            let text = toml::to_string(&S { seed: Seed(seed) }).unwrap();
+            assert_eq!(toml::from_str::<S>(&text).unwrap().seed, Seed(seed), "{text}");
+        }
+        assert!(toml::from_str::<S>("seed = -1").is_err());
     }
 
     #[test]

@@ -251,7 +251,7 @@ fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
         open_jitter: raw.open_jitter.map_or(0.0, |p| p.0),
         half_open_max_calls: raw.half_open_max_calls.unwrap_or(HalfOpenCalls::AtMost(1)),
         slow_call_threshold: raw.slow_call_threshold,
-        attempts_max: knobs.count(&raw.attempts_max, 3, 1..=1_000_000, "attempts_max")?,
+        attempts_max: knobs.count(&raw.attempts_max, 3, 1..=100, "attempts_max")?,
         backoff_base: raw.backoff_base.unwrap_or(Dur::from_millis(20)),
         backoff_factor: factor(&raw.backoff_factor, 2.0, "backoff_factor")?,
         backoff_cap: raw.backoff_cap.unwrap_or(Dur::from_millis(500)),
@@ -309,10 +309,11 @@ impl Breaker {
 
     /// The longest backoff before retry number `retry` (1 for the first).
     fn backoff_max(&self, retry: u32) -> Duration {
+        // Clamp before converting: the growth overflows a Duration fast.
         let grown = self.backoff_base.0.as_secs_f64() * self.backoff_factor.powi(retry as i32 - 1);
         match self.jitter {
             Jitter::Decorrelated => self.backoff_cap.0,
-            _ => Duration::from_secs_f64(grown).min(self.backoff_cap.0),
+            _ => Duration::from_secs_f64(grown.min(self.backoff_cap.0.as_secs_f64())),
         }
     }
 
@@ -612,8 +613,9 @@ impl App {
 
     fn open(&self, breaker: &mut BreakerState, now: tokio::time::Instant, reason: &str) {
         let config = &self.breaker;
-        let grown = config.open_duration.0.as_secs_f64() * config.open_backoff.powi(breaker.reopenings as i32);
-        let mut length = Duration::from_secs_f64(grown).min(config.open_duration_max.0);
+        let grown =
+            config.open_duration.0.as_secs_f64() * config.open_backoff.powi(breaker.reopenings.min(1000) as i32);
+        let mut length = Duration::from_secs_f64(grown.min(config.open_duration_max.0.as_secs_f64()));
         if config.open_jitter > 0.0 {
             let cut = self.rng.borrow_mut().random_range(0.0..=config.open_jitter);
             length = length.mul_f64(1.0 - cut);
@@ -741,14 +743,21 @@ enum Spell {
 
 /// The breaker's open and half-open spells, from its transition events:
 /// (kind, start, end); the last one may run to the end of the run.
+/// The app's breaker lives in its memory: a crash or restart of the app
+/// leaves it closed.
+fn app_reset(event: &TraceEvent) -> bool {
+    matches!(event.kind.as_str(), "host.crash" | "host.restart") && event.detail == "app"
+}
+
 fn spells(trace: &[TraceEvent]) -> Vec<(Spell, Nanos, Nanos)> {
     let mut spells = Vec::new();
     let mut current: Option<(Spell, Nanos)> = None;
-    for event in trace.iter().filter(|e| e.source == "app") {
+    for event in trace.iter().filter(|e| e.source == "app" || app_reset(e)) {
         let next = match event.kind.as_str() {
             "breaker.open" => Some(Some(Spell::Open)),
             "breaker.half_open" => Some(Some(Spell::HalfOpen)),
             "breaker.close" => Some(None),
+            _ if app_reset(event) => Some(None),
             _ => None,
         };
         if let Some(next) = next {
@@ -786,7 +795,13 @@ pub fn check_legal_transitions(config: &Breaker, trace: &[TraceEvent]) -> Vec<Vi
     let mut window: VecDeque<(Nanos, bool)> = VecDeque::new();
     let mut failed_in_half_open = false;
     let mut succeeded_in_half_open = 0u32;
-    for event in trace.iter().filter(|e| e.source == "app") {
+    for event in trace.iter().filter(|e| e.source == "app" || app_reset(e)) {
+        if app_reset(event) {
+            state = "closed";
+            consecutive = 0;
+            window.clear();
+            continue;
+        }
         match event.kind.as_str() {
             "breaker.record" => {
                 let failed = event.detail.contains("result=fail") || event.detail.contains("result=slow");
@@ -950,10 +965,10 @@ pub fn check_recovery(trace: &[TraceEvent], bound: Nanos) -> Vec<Violation> {
     // The breaker's state at the deadline: the last transition before it.
     let last = trace
         .iter()
-        .filter(|e| e.source == "app" && e.at <= deadline)
-        .rfind(|e| matches!(e.kind.as_str(), "breaker.open" | "breaker.half_open" | "breaker.close"));
+        .filter(|e| (e.source == "app" || app_reset(e)) && e.at <= deadline)
+        .rfind(|e| matches!(e.kind.as_str(), "breaker.open" | "breaker.half_open" | "breaker.close") || app_reset(e));
     match last {
-        Some(event) if event.kind != "breaker.close" => vec![Violation {
+        Some(event) if event.kind.starts_with("breaker.") && event.kind != "breaker.close" => vec![Violation {
             invariant: "recovery".into(),
             message: format!(
                 "the breaker was still {} {:.3}s after the heal phase began (bound {:.3}s)",
@@ -1115,6 +1130,26 @@ mod tests {
     fn the_response_bound_adds_timeouts_backoffs_and_the_fallback() {
         // 3 x 100ms + 20ms + 40ms of backoff + 50ms fallback + 100ms slack.
         assert_eq!(config(5).response_bound(), Duration::from_millis(510));
+    }
+
+    #[test]
+    fn an_app_restart_closes_the_breaker_in_every_checker() {
+        let trace = [
+            record(1, "fail"),
+            record(2, "fail"),
+            event(2, "app", "breaker.open", "rule=consecutive failures=2"),
+            event(100, "harness", "host.crash", "app"),
+            event(200, "harness", "host.restart", "app"),
+            event(210, "downstream", "downstream.call", "attempt=1 sent=210000000"), // a fresh, closed breaker
+            record(300, "fail"),
+            record(301, "fail"),
+            event(301, "app", "breaker.open", "rule=consecutive failures=2"),
+            event(5000, "harness", "phase.heal", ""),
+            event(5300, "harness", "host.restart", "app"),
+        ];
+        assert!(check_legal_transitions(&config(2), &trace).is_empty());
+        assert!(check_fail_fast(&trace).is_empty());
+        assert!(check_recovery(&trace, 1000 * MS).is_empty(), "the restart left the breaker closed");
     }
 
     #[test]

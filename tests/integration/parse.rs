@@ -168,3 +168,17 @@ fn crashes_act_on_system_hosts_only() {
     let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"client-*\"]\nat = \"1s\"\n");
     assert_error(&source, (13, 9), "matches only workload clients, which cannot crash or restart", "server");
 }
+
+#[test]
+fn a_zero_restart_delay_points_to_the_restart_kind() {
+    let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"1s\"\nrestart_after = \"0s\"\n");
+    assert_error(&source, (15, 17), "restart_after must be longer than zero", "kind = \"restart\"");
+}
+
+#[test]
+fn absurd_durations_and_seed_counts_are_refused() {
+    let source = echo("").replace("duration = \"3s\"", "duration = \"400 days\"");
+    assert_error(&source, (3, 12), "longer than the 30 days", "");
+    let source = echo("").replace("heal = \"2s\"", "heal = \"2s\"\nseeds = 100000000000");
+    assert_error(&source, (5, 9), "seeds must be between 1 and 10000000", "");
+}

@@ -33,6 +33,19 @@ fn removing_a_generator_leaves_the_others_faults_unchanged() {
     };
     assert!(!crashes(&crash_only).is_empty());
     assert_eq!(crashes(&both), crashes(&crash_only));
+    // And the other way round: the first generator gone, the second's faults stay.
+    let partition_only_source =
+        echo(CHAOS).replace("crash = { hosts = [\"server\"], mtbf = \"500ms\", mttr = \"100ms\" }\n", "");
+    let partition_only = Plan::expand(&scenario(&partition_only_source), 5);
+    let partitions = |plan: &Plan| -> Vec<(Dur, Option<Dur>, Action)> {
+        plan.faults
+            .iter()
+            .filter(|f| matches!(f.action, Action::Partition { .. }))
+            .map(|f| (f.at, f.until, f.action.clone()))
+            .collect()
+    };
+    assert!(!partitions(&partition_only).is_empty());
+    assert_eq!(partitions(&both), partitions(&partition_only));
 }
 
 #[test]

@@ -84,7 +84,7 @@ fn sweeps_record_failing_seeds_beside_the_scenario() {
     let output = faultline(&["sweep", file.to_str().unwrap(), "--seeds", "2", "--record-regressions"]);
     assert_eq!(output.status.code(), Some(1));
     let recorded = faultline_harness::regressions::load(&file).unwrap();
-    assert_eq!(recorded.iter().map(|r| r.seed).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(recorded.iter().map(|r| r.seed.0).collect::<Vec<_>>(), vec![1, 2]);
     assert!(recorded.iter().all(|r| r.invariant == "echo-matches" && r.digest.len() == 32));
     std::fs::remove_dir_all(&dir).unwrap();
 }
