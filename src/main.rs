@@ -6,6 +6,7 @@
 #[cfg(not(tokio_unstable))]
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
+mod bench;
 mod report;
 
 use std::io::Write;
@@ -134,6 +135,16 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+    },
+    /// Measure simulation speed side by side (per system, threads, tick,
+    /// probe) and print the table docs/performance.md keeps.
+    Bench {
+        /// Seeds per case.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        seeds: u64,
+        /// Threads for the parallel column (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
     },
     /// List systems, their knobs, invariants and events, fault kinds and SLO metrics.
     List,
@@ -331,6 +342,11 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
         }
         Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, wall_limit } => {
             shrink(&scenario, seed, invariant, max_runs, timeout, out, wall_limit, registry)
+        }
+        Command::Bench { seeds, jobs } => {
+            let jobs = jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize);
+            bench::run(registry, seeds, jobs)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::List => {
             report::print_list(registry);

@@ -1,0 +1,98 @@
+//! `faultline bench`: how fast simulations run, measured side by side in one
+//! process so that ratios hold on a noisy, shared machine (absolute figures
+//! vary from run to run; ratios much less). Prints a Markdown table that
+//! docs/performance.md keeps.
+//!
+//! This is the one place outside tests that times things with the wall
+//! clock; it never runs inside a simulation.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_harness::run::RunOptions;
+use faultline_harness::scenario::{self, Scenario};
+use faultline_harness::sweep::{sweep, Seeds};
+use faultline_harness::{InputError, Registry};
+
+struct Case {
+    name: &'static str,
+    source: String,
+}
+
+fn echo(tick: &str, probe: &str) -> String {
+    format!(
+        "name = \"bench echo\"\nsystem = \"echo\"\nduration = \"20s\"\nheal = \"2s\"\ntick = \"{tick}\"\n\
+         [workload]\nclients = 2\nrate = \"200/s\"\ndeadline = \"500ms\"\n[metrics]\nprobe_interval = \"{probe}\"\n"
+    )
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case { name: "echo, 4 hosts, 1ms tick", source: echo("1ms", "100ms") },
+        Case { name: "echo, 4 hosts, 5ms tick", source: echo("5ms", "100ms") },
+        Case { name: "echo, probe every 1ms", source: echo("1ms", "1ms") },
+        Case { name: "echo, no probe", source: echo("1ms", "0s") },
+        Case {
+            name: "cache, 9 hosts, 300 req/s",
+            source: "name = \"bench cache\"\nsystem = \"cache\"\nduration = \"20s\"\nheal = \"2s\"\n\
+                     [knobs]\ninvalidation = \"lease\"\nkeys = 20\nzipf = 1.0\nread_ratio = 0.8\n\
+                     [workload]\nclients = 4\nrate = \"300/s\"\ndeadline = \"1s\"\n"
+                .into(),
+        },
+        Case {
+            name: "breaker, 6 hosts, 200 req/s",
+            source: "name = \"bench breaker\"\nsystem = \"breaker\"\nduration = \"20s\"\nheal = \"2s\"\n\
+                     [workload]\nclients = 2\nrate = \"200/s\"\ndeadline = \"2s\"\n"
+                .into(),
+        },
+    ]
+}
+
+/// Simulated seconds per wall second of `seeds` runs on `jobs` threads.
+fn speed(scenario: &Arc<Scenario>, seeds: u64, jobs: usize) -> (f64, Duration) {
+    let started = Instant::now();
+    let results = sweep(std::slice::from_ref(scenario), &Seeds::Count(seeds), jobs, RunOptions::default(), &|_| {});
+    let wall = started.elapsed();
+    assert!(results[0].reports.iter().all(|r| r.aborted.is_none()), "benchmark runs finish");
+    let simulated = scenario.end().0.as_secs_f64() * seeds as f64;
+    (simulated / wall.as_secs_f64(), wall)
+}
+
+/// Peak resident memory of this process, where the OS says (Linux).
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "not reported on this system".into())
+}
+
+pub fn run(registry: &Registry, seeds: u64, jobs: usize) -> Result<(), InputError> {
+    let mut loaded = Vec::new();
+    for case in cases() {
+        loaded.push((case.name, Arc::new(scenario::parse(&format!("bench: {}", case.name), &case.source, registry)?)));
+    }
+    println!(
+        "Simulated seconds per wall second, {seeds} seeds each (22s of simulated time per seed), release build.\n"
+    );
+    println!("| case | hosts | 1 thread | {jobs} threads | speedup |");
+    println!("|---|---|---|---|---|");
+    let mut single = Vec::new();
+    for (name, scenario) in &loaded {
+        let (one, _) = speed(scenario, seeds, 1);
+        let (many, _) = speed(scenario, seeds, jobs);
+        single.push(one);
+        println!("| {name} | {} | {one:.0} | {many:.0} | {:.2}x |", scenario.hosts.len(), many / one);
+    }
+    println!("\nRatios from the same run (1 thread):\n");
+    println!("| comparison | ratio |");
+    println!("|---|---|");
+    println!("| 5ms tick against 1ms tick (echo) | {:.2}x faster |", single[1] / single[0]);
+    println!("| probe every 1ms against every 100ms (echo) | {:.2}x slower |", single[0] / single[2]);
+    println!("| no probe against a 100ms probe (echo) | {:.2}x faster |", single[3] / single[0]);
+    println!("| cache (9 hosts) against echo (4 hosts) | {:.2}x slower |", single[0] / single[4]);
+    println!("\nPeak resident memory of the whole benchmark process: {}.", peak_memory());
+    Ok(())
+}
