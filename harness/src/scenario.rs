@@ -20,12 +20,6 @@ use crate::error::{nearest, InputError};
 use crate::system::{Configured, Registry, HARNESS_INVARIANTS};
 use crate::units::{Dur, DurRange, HostPattern, Probability, Rate};
 
-/// Top-level keys, in the order docs/scenarios.md lists them.
-pub const TOP_LEVEL_KEYS: &[&str] = &[
-    "name", "about", "system", "duration", "heal", "tick", "seeds", "seed", "network", "knobs", "workload", "fault",
-    "chaos", "check", "slo",
-];
-
 /// The fault kinds a `[[fault]]` can have.
 pub const FAULT_KINDS: &[(&str, &str)] = &[
     ("partition", "drop every message between two host groups (or one way with oneway = true)"),

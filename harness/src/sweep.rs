@@ -109,20 +109,6 @@ pub fn judge_scenario(scenario: &Scenario, reports: Vec<RunReport>) -> ScenarioR
     }
 }
 
-/// The figures summarized across seeds, by name.
-pub const SWEEP_FIGURES: &[&str] = &[
-    "availability",
-    "fresh_availability",
-    "time_availability",
-    "error_rate",
-    "p50_latency_ms",
-    "p99_latency_ms",
-    "mttr_ms",
-    "mtbf_ms",
-    "mttd_ms",
-    "time_to_recover_ms",
-];
-
 type Figures = (BTreeMap<String, Summary>, BTreeMap<String, (usize, usize)>);
 
 fn figures(reports: &[RunReport]) -> Figures {
