@@ -131,6 +131,30 @@ impl Scenario {
         lines.push(("check.invariants".to_string(), self.check.invariants.join(", ")));
         lines.push(("check.expect".to_string(), self.check.expect.to_string()));
         lines.push(("check.recover_within".to_string(), self.check.recover_within.to_string()));
+        if !self.check.reached.is_empty() {
+            lines.push(("check.reached".to_string(), self.check.reached.join(", ")));
+        }
+        let probe = match self.metrics.probe_interval {
+            Some(interval) => format!(
+                "every {interval}, {} consecutive to change state, up when {}",
+                self.metrics.probe_threshold,
+                match self.metrics.probe_up {
+                    ProbeUp::Served => "served",
+                    ProbeUp::Fresh => "fresh",
+                }
+            ),
+            None => "none".to_string(),
+        };
+        lines.push(("metrics.probe".to_string(), probe));
+        if self.metrics.probe_interval.is_none() {
+            lines.push((
+                "metrics.window".to_string(),
+                format!("{}, up at {}% good", self.metrics.window, self.metrics.up_ratio * 100.0),
+            ));
+        }
+        for slo in &self.slo {
+            lines.push((format!("slo.{}", slo.metric), format!("{} {}", slo.op, slo.text)));
+        }
         lines
     }
 }
