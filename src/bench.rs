@@ -50,13 +50,23 @@ fn cases() -> Vec<Case> {
 }
 
 /// Simulated seconds per wall second of `seeds` runs on `jobs` threads.
-fn speed(scenario: &Arc<Scenario>, seeds: u64, jobs: usize) -> (f64, Duration) {
+fn speed(scenario: &Arc<Scenario>, seeds: u64, jobs: usize) -> Result<f64, InputError> {
+    let options = RunOptions { wall_limit: Some(Duration::from_secs(300)), ..RunOptions::default() };
     let started = Instant::now();
-    let results = sweep(std::slice::from_ref(scenario), &Seeds::Count(seeds), jobs, RunOptions::default(), &|_| {});
+    let results = sweep(std::slice::from_ref(scenario), &Seeds::Count(seeds), jobs, options, &|_| {});
     let wall = started.elapsed();
-    assert!(results[0].reports.iter().all(|r| r.aborted.is_none()), "benchmark runs finish");
+    if let Some(report) = results[0].reports.iter().find(|r| r.aborted.is_some()) {
+        return Err(InputError::new(
+            &scenario.file,
+            format!(
+                "a benchmark run did not finish: seed {}: {}",
+                report.seed,
+                report.aborted.as_deref().unwrap_or("")
+            ),
+        ));
+    }
     let simulated = scenario.end().0.as_secs_f64() * seeds as f64;
-    (simulated / wall.as_secs_f64(), wall)
+    Ok(simulated / wall.as_secs_f64())
 }
 
 /// Peak resident memory of this process, where the OS says (Linux).
@@ -81,8 +91,8 @@ pub fn run(registry: &Registry, seeds: u64, jobs: usize) -> Result<(), InputErro
     println!("|---|---|---|---|---|");
     let mut single = Vec::new();
     for (name, scenario) in &loaded {
-        let (one, _) = speed(scenario, seeds, 1);
-        let (many, _) = speed(scenario, seeds, jobs);
+        let one = speed(scenario, seeds, 1)?;
+        let many = speed(scenario, seeds, jobs)?;
         single.push(one);
         println!("| {name} | {} | {one:.0} | {many:.0} | {:.2}x |", scenario.hosts.len(), many / one);
     }

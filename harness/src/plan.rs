@@ -193,7 +193,9 @@ impl Plan {
             }
         }
 
-        faults.sort_by(|x, y| x.at.cmp(&y.at).then_with(|| x.origin.cmp(&y.origin)));
+        // Stable: at one instant, explicit faults keep their file order and
+        // come before generated ones (the order they were pushed in).
+        faults.sort_by_key(|f| f.at);
         for (id, fault) in faults.iter_mut().enumerate() {
             fault.id = id as u32;
         }

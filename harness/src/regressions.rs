@@ -41,7 +41,16 @@ pub fn path_for(scenario: &Path) -> PathBuf {
 /// The recorded seeds of a scenario (none if there is no file).
 pub fn load(scenario: &Path) -> Result<Vec<Regression>, InputError> {
     let path = path_for(scenario);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(InputError::new(
+                path.display().to_string(),
+                format!("cannot read the regression seeds: {error}"),
+            ))
+        }
+    };
     let file: File = crate::scenario::parse_toml(&path.display().to_string(), &text)?;
     Ok(file.seed)
 }

@@ -247,12 +247,29 @@ impl Search<'_> {
         }
     }
 
+    /// The lowest total rate that keeps enough requests after the heal for
+    /// `liveness` to judge (as scenario validation requires), so the written
+    /// file stays valid.
+    fn rate_floor(&self) -> f64 {
+        let scenario = &self.best.scenario;
+        if scenario.check.invariants.iter().any(|i| i == "liveness") {
+            5.0 / (scenario.heal.0 - scenario.check.recover_within.0).as_secs_f64().max(1e-3)
+        } else {
+            1.0
+        }
+    }
+
     fn clients(&mut self) {
         while self.best.scenario.workload.clients > 1 && self.exhausted().is_none() {
             let clients = self.best.scenario.workload.clients;
-            let halved = self.attempt(self.best.with_clients(clients / 2), "clients");
-            let one_less =
-                !halved && clients / 2 != clients - 1 && self.attempt(self.best.with_clients(clients - 1), "clients");
+            let per_client = self.best.scenario.workload.rate.per_second / f64::from(clients);
+            let floor = self.rate_floor();
+            let allowed = |n: u32| per_client * f64::from(n) >= floor;
+            let halved = allowed(clients / 2) && self.attempt(self.best.with_clients(clients / 2), "clients");
+            let one_less = !halved
+                && clients / 2 != clients - 1
+                && allowed(clients - 1)
+                && self.attempt(self.best.with_clients(clients - 1), "clients");
             if !halved && !one_less {
                 return;
             }
@@ -277,14 +294,7 @@ impl Search<'_> {
     }
 
     fn rate(&mut self) {
-        // Keep enough requests after the heal for `liveness` to judge (as
-        // scenario validation requires), so the written file stays valid.
-        let scenario = &self.best.scenario;
-        let floor = if scenario.check.invariants.iter().any(|i| i == "liveness") {
-            5.0 / (scenario.heal.0 - scenario.check.recover_within.0).as_secs_f64().max(1e-3)
-        } else {
-            1.0
-        };
+        let floor = self.rate_floor();
         loop {
             let half = self.best.scenario.workload.rate.per_second / 2.0;
             if half < floor || !self.attempt(self.best.with_rate(half), "rate") {
@@ -373,18 +383,50 @@ pub fn shrink(
     let stopped = search.exhausted();
     // Faults apply at the first tick boundary at or after their time, so
     // rounding their times up to the tick changes nothing and reads better.
-    // A fault whose start and end fall in one step had the effect of a
-    // zero-length one: nothing for a link fault (dropped), a bounce for a
-    // crash (written as a restart). One that would round onto the end of the
-    // phase keeps its exact times.
-    let tick = scenario.tick.as_nanos();
-    let heal_at = search.best.plan.heal_at;
+    // The written form: faults sorted by start (the order a re-read file
+    // has; it decides which of two overlapping latency faults wins) and their
+    // times rounded up to the tick, which reads better. Rounding can reorder
+    // events inside a tick, so the final form is run like any other step and
+    // kept only if it still fails; else the exact times stay.
+    let sorted = sorted_by_start(&search.best);
+    let rounded = rounded_to_tick(&sorted, scenario.tick);
+    if !search.attempt(rounded, "final form") {
+        search.attempt(sorted, "final form");
+    }
+    Ok(ShrinkResult {
+        invariant,
+        original: original.size(),
+        runs: search.runs,
+        elapsed: search.started.elapsed(),
+        shrunk: search.best,
+        report: search.best_report,
+        stopped,
+    })
+}
+
+/// The candidate with its faults in start order (stable), renumbered.
+fn sorted_by_start(candidate: &Candidate) -> Candidate {
+    let mut faults = candidate.plan.faults.clone();
+    faults.sort_by_key(|f| f.at);
+    for (id, fault) in faults.iter_mut().enumerate() {
+        fault.id = id as u32;
+    }
+    candidate.with_faults(faults)
+}
+
+/// Fault times rounded up to the tick. A fault whose start and end then
+/// meet had the effect of a zero-length one: nothing for a link fault
+/// (dropped), a bounce for a crash (a restart). One that would round onto
+/// the end of the phase keeps its exact times.
+fn rounded_to_tick(candidate: &Candidate, tick: Dur) -> Candidate {
+    let tick = tick.as_nanos();
+    let heal_at = candidate.plan.heal_at;
     let up = |d: Dur| Dur(Duration::from_nanos(d.as_nanos().div_ceil(tick) * tick));
-    let mut rounded = Vec::new();
-    for mut fault in search.best.plan.faults.clone() {
+    let mut faults = Vec::new();
+    for mut fault in candidate.plan.faults.clone() {
         let (at, until) = (up(fault.at), fault.until.map(|u| up(u).min(heal_at)));
         if at >= heal_at {
-            rounded.push(fault);
+            faults.push(fault);
             continue;
         }
         fault.at = at;
@@ -398,18 +440,9 @@ pub fn shrink(
                 _ => continue,
             }
         }
-        rounded.push(fault);
+        faults.push(fault);
     }
-    search.best.plan.faults = rounded;
-    Ok(ShrinkResult {
-        invariant,
-        original: original.size(),
-        runs: search.runs,
-        elapsed: search.started.elapsed(),
-        shrunk: search.best,
-        report: search.best_report,
-        stopped,
-    })
+    candidate.with_faults(faults)
 }
 
 fn names(report: &RunReport) -> String {
@@ -436,8 +469,13 @@ fn exact(duration: Dur) -> String {
     }
 }
 
+/// A string as TOML writes it (not as Rust's `{:?}` would).
+fn quote(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
 fn hosts(list: &[String]) -> String {
-    let quoted: Vec<String> = list.iter().map(|h| format!("{h:?}")).collect();
+    let quoted: Vec<String> = list.iter().map(|h| quote(h)).collect();
     format!("[{}]", quoted.join(", "))
 }
 
@@ -449,8 +487,8 @@ pub fn to_toml(candidate: &Candidate, expect: &Expect, header: &[String]) -> Str
     for line in header {
         out.push_str(&format!("# {line}\n"));
     }
-    out.push_str(&format!("name = {:?}\n", s.name));
-    out.push_str(&format!("system = {:?}\n", s.system_name));
+    out.push_str(&format!("name = {}\n", quote(&s.name)));
+    out.push_str(&format!("system = {}\n", quote(&s.system_name)));
     out.push_str(&format!(
         "seed = {}\n",
         toml::Value::try_from(crate::units::Seed(candidate.plan.seed)).expect("a seed is a TOML value")
@@ -479,6 +517,15 @@ pub fn to_toml(candidate: &Candidate, expect: &Expect, header: &[String]) -> Str
         exact(s.workload.deadline)
     ));
     for fault in &candidate.plan.faults {
+        // A zero-length fault: a crash that short is a bounce; a link fault does nothing.
+        let zero = fault.until.is_some_and(|u| u <= fault.at);
+        let fault = &match (&fault.action, zero) {
+            (Action::Crash { hosts }, true) => {
+                PlannedFault { action: Action::Restart { hosts: hosts.clone() }, until: None, ..fault.clone() }
+            }
+            (_, true) => continue,
+            _ => fault.clone(),
+        };
         out.push_str(&format!("\n[[fault]]\n# {} in the original plan\n", fault.origin));
         out.push_str(&format!("kind = {:?}\nat = {:?}\n", fault.action.kind(), exact(fault.at)));
         let length = fault.until.filter(|u| *u < candidate.plan.heal_at).map(|u| Dur(u.0 - fault.at.0));
@@ -509,7 +556,7 @@ pub fn to_toml(candidate: &Candidate, expect: &Expect, header: &[String]) -> Str
             out.push_str(&format!("for = {:?}\n", exact(length)));
         }
     }
-    let invariants: Vec<String> = s.check.invariants.iter().map(|i| format!("{i:?}")).collect();
+    let invariants: Vec<String> = s.check.invariants.iter().map(|i| quote(i)).collect();
     out.push_str(&format!(
         "\n[check]\ninvariants = [{}]\nexpect = \"{expect}\"\nrecover_within = {:?}\n",
         invariants.join(", "),

@@ -66,8 +66,9 @@ pub fn fault(scenario: &Scenario, targets: Option<&[&str]>) -> impl Strategy<Val
         subsequence(system_hosts.clone(), 1..=system_hosts.len()).prop_map(|hosts| Action::Crash { hosts }),
         subsequence(system_hosts.clone(), 1..=system_hosts.len()).prop_map(|hosts| Action::Restart { hosts }),
     ];
-    (timing, action).prop_map(|((at, length), action)| {
-        let until = (!matches!(action, Action::Restart { .. })).then(|| ms(at + length));
+    let phase = scenario.duration;
+    (timing, action).prop_map(move |((at, length), action)| {
+        let until = (!matches!(action, Action::Restart { .. })).then(|| ms(at + length).min(phase));
         PlannedFault { id: 0, origin: "proptest".into(), at: ms(at), until, action }
     })
 }
