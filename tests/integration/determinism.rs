@@ -50,6 +50,21 @@ fn a_seed_runs_identically_in_separate_processes_and_in_process() {
 }
 
 #[test]
+fn every_system_runs_identically_in_separate_processes() {
+    // The cache and breaker systems have the most concurrency (many hosts,
+    // coalescing, leases, retries with jitter, timers) and random faults.
+    for path in [
+        "scenarios/cache/chaos.toml",
+        "scenarios/breaker/flapping.toml",
+        "scenarios/regressions/chapter-half-open-seed1.toml",
+    ] {
+        let first = digest_from_cli(path, 2);
+        assert_eq!(first, digest_from_cli(path, 2), "{path}: two processes disagree");
+        assert_eq!(first, digest_in_process(path, 2), "{path}: the CLI and the library disagree");
+    }
+}
+
+#[test]
 fn check_determinism_passes_on_a_deterministic_scenario() {
     let output = faultline(&["run", CHAOS_SCENARIO, "--seed", "3", "--check-determinism"]);
     assert!(output.status.success(), "{}", stdout(&output));
