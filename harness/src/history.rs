@@ -1,15 +1,15 @@
-//! What a run records: the client operations ([`History`]) and the ordered
-//! event trace ([`TraceEvent`]): faults applied, hosts crashed and restarted,
-//! and events the system chooses to report ("breaker.open", "cache.miss").
+//! What a run records: the client operations ([`History`]), the probe's
+//! samples and the ordered, typed trace ([`TraceEvent`]): faults applied,
+//! hosts crashed and restarted, phases, and the events the system reports in
+//! its own event type.
 //!
 //! These are plain data. Checkers and metrics read them and nothing else; they
 //! never see tokio or turmoil. Times are nanoseconds of simulated time since
 //! the run started (never `Instant`s, whose Debug shows a real clock).
 
-use std::cell::RefCell;
 use std::fmt;
-use std::rc::Rc;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Nanoseconds of simulated time since the start of the run.
@@ -71,18 +71,17 @@ impl OutcomeClass {
 }
 
 /// One client operation, from its intended start to its end.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Operation<O, R> {
     /// Index in [`History::ops`]; violations name operations by it.
     pub id: usize,
     pub client: u32,
-    /// The client's own sequence number.
+    /// The client's own sequence number: (client, seq) names the operation
+    /// for the system too (an idempotency key, a lock owner).
     pub seq: u64,
-    /// What the operation is, by kind ("echo", "read", "write"), for
-    /// per-kind latency figures.
-    pub kind: &'static str,
     pub op: O,
-    /// When the open-loop schedule meant to start it.
+    /// When the client meant to start it: the open-loop schedule's time, or
+    /// for a closed-loop session, when its think time ended.
     pub intended: Nanos,
     /// When the client actually sent it (after `intended` only if the client
     /// itself was slow).
@@ -105,7 +104,7 @@ impl<O, R> Operation<O, R> {
 }
 
 /// Every client operation of a run, ordered by (intended start, client, seq).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct History<O, R> {
     pub ops: Vec<Operation<O, R>>,
 }
@@ -126,24 +125,199 @@ impl<O, R> History<O, R> {
 pub struct ProbeSample {
     pub sent: Nanos,
     pub completed: Nanos,
-    /// Answered (fresh or degraded) before the deadline.
+    /// Up as `[metrics] probe_up` counts it: answered before the deadline
+    /// (with `"fresh"`, only by a fresh answer).
     pub up: bool,
+    /// Answered before the deadline, fresh or degraded (what liveness asks).
+    pub served: bool,
 }
 
-/// One entry of the event trace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TraceEvent {
+/// An event of a system's own, as its hosts report it: plain serde data with
+/// a dotted kind name ("breaker.open") that the system's doc lists. Checkers
+/// read the fields, never text.
+///
+/// The `system_events!` macro declares such a type with each
+/// kind's name written once.
+pub trait SystemEvent: Clone + fmt::Debug + Serialize + DeserializeOwned + 'static {
+    /// Every kind the type can have (the registry holds the system's doc to it).
+    const KINDS: &'static [&'static str];
+    /// The kind's name, as `[check] reached` and the doc's events name it.
+    fn kind(&self) -> &'static str;
+}
+
+/// Declares a system's event type: an enum whose variants each carry a
+/// dotted kind name, serialized with the kind as a `"kind"` tag, with
+/// [`SystemEvent`] implemented. The crate using it needs `serde` (with its
+/// `derive` feature) among its dependencies.
+///
+/// ```ignore
+/// faultline_harness::system_events! {
+///     /// What the echo server reports.
+///     pub enum EchoEvent {
+///         /// The server is listening.
+///         ServerStart = "server.start" { incarnation: u32 },
+///         Corrupted = "echo.corrupted" { sent: u64, payload: u64 },
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! system_events {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $(
+                $(#[$variant_meta:meta])*
+                $variant:ident = $kind:literal $({
+                    $( $(#[$field_meta:meta])* $field:ident : $ty:ty ),* $(,)?
+                })?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(tag = "kind")]
+        $vis enum $name {
+            $(
+                $(#[$variant_meta])*
+                #[serde(rename = $kind)]
+                $variant $({ $( $(#[$field_meta])* $field: $ty ),* })?
+            ),*
+        }
+
+        impl $crate::history::SystemEvent for $name {
+            const KINDS: &'static [&'static str] = &[$($kind),*];
+
+            fn kind(&self) -> &'static str {
+                match self {
+                    $( Self::$variant { .. } => $kind ),*
+                }
+            }
+        }
+    };
+}
+
+/// The host name that the harness's own trace entries carry as their source.
+pub const HARNESS: &str = "harness";
+
+/// What happened, in one entry of the trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Happening<E> {
+    /// A planned fault started (its id in the plan, and what it does).
+    FaultStart { fault: u32, what: String },
+    FaultEnd { fault: u32, what: String },
+    /// A host's software was stopped by a fault; its memory is lost.
+    HostCrash { host: String },
+    /// A host's software was started again (a fault's end, or a restart).
+    HostRestart { host: String },
+    /// A restart fault found the host down and did nothing.
+    HostRestartSkipped { host: String },
+    /// The system started a host of its pool (it was down).
+    PoolStart { host: String },
+    /// The system stopped a host of its pool (its memory is lost).
+    PoolStop { host: String },
+    /// Every fault is off from here: the heal phase.
+    Heal,
+    /// An event of the system's own.
+    System(E),
+}
+
+/// One entry of the trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent<E> {
     pub at: Nanos,
-    /// The host that reported it, or "harness" for faults and phases.
+    /// The host that reported it, or [`HARNESS`] for faults and phases.
     pub source: String,
-    /// A dotted name: "fault.start", "host.crash", "breaker.open", ...
+    pub event: Happening<E>,
+}
+
+impl<E: SystemEvent> TraceEvent<E> {
+    /// The dotted kind name: "fault.start", "host.crash", "breaker.open", ...
+    pub fn kind(&self) -> &'static str {
+        match &self.event {
+            Happening::FaultStart { .. } => "fault.start",
+            Happening::FaultEnd { .. } => "fault.end",
+            Happening::HostCrash { .. } => "host.crash",
+            Happening::HostRestart { .. } => "host.restart",
+            Happening::HostRestartSkipped { .. } => "host.restart.skipped",
+            Happening::PoolStart { .. } => "pool.start",
+            Happening::PoolStop { .. } => "pool.stop",
+            Happening::Heal => "phase.heal",
+            Happening::System(event) => event.kind(),
+        }
+    }
+
+    /// A one-line description of the entry's data, for traces people read:
+    /// a system event's fields as `name=value` pairs.
+    pub fn detail(&self) -> String {
+        match &self.event {
+            Happening::FaultStart { what, .. } | Happening::FaultEnd { what, .. } => what.clone(),
+            Happening::HostCrash { host }
+            | Happening::HostRestart { host }
+            | Happening::PoolStart { host }
+            | Happening::PoolStop { host } => host.clone(),
+            Happening::HostRestartSkipped { host } => format!("{host} is down"),
+            Happening::Heal => "every fault is off; the system must recover".into(),
+            Happening::System(event) => fields(event),
+        }
+    }
+
+    /// The system event, if this entry is one.
+    pub fn system(&self) -> Option<&E> {
+        match &self.event {
+            Happening::System(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The host whose memory this entry wiped or restarted (a crash, a
+    /// restart, a pool stop or start): state that lives in a host's memory
+    /// starts afresh here.
+    pub fn reset_host(&self) -> Option<&str> {
+        match &self.event {
+            Happening::HostCrash { host }
+            | Happening::HostRestart { host }
+            | Happening::PoolStart { host }
+            | Happening::PoolStop { host } => Some(host),
+            _ => None,
+        }
+    }
+
+    /// The entry as a plain line (kind and detail as text), for timelines.
+    pub fn line(&self) -> TraceLine {
+        TraceLine { at: self.at, source: self.source.clone(), kind: self.kind().to_string(), detail: self.detail() }
+    }
+}
+
+/// A system event's serde fields, except its kind tag, as `name=value` pairs.
+fn fields<E: Serialize + fmt::Debug>(event: &E) -> String {
+    match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(map)) => map
+            .iter()
+            .filter(|(name, _)| name.as_str() != "kind")
+            .map(|(name, value)| match value {
+                serde_json::Value::String(text) => format!("{name}={text}"),
+                other => format!("{name}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => format!("{event:?}"),
+    }
+}
+
+/// One line of a timeline people read: a trace entry or an operation's
+/// invocation or completion, with its kind and detail as text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceLine {
+    pub at: Nanos,
+    pub source: String,
     pub kind: String,
     pub detail: String,
 }
 
-impl fmt::Display for TraceEvent {
+impl fmt::Display for TraceLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:>12} {:<10} {:<16} {}", format_nanos(self.at), self.source, self.kind, self.detail)
+        write!(f, "{:>12} {:<12} {:<18} {}", format_nanos(self.at), self.source, self.kind, self.detail)
     }
 }
 
@@ -152,52 +326,10 @@ pub fn format_nanos(at: Nanos) -> String {
     format!("{}.{:06}s", at / 1_000_000_000, (at % 1_000_000_000) / 1_000)
 }
 
-/// Where hosts and clients report events. One per run, shared by everything
-/// in the simulation (which all runs on one thread).
-#[derive(Clone, Default)]
-pub struct Recorder {
-    events: Rc<RefCell<Vec<TraceEvent>>>,
-}
-
-impl Recorder {
-    pub fn push(&self, event: TraceEvent) {
-        self.events.borrow_mut().push(event);
-    }
-
-    pub fn take(&self) -> Vec<TraceEvent> {
-        std::mem::take(&mut *self.events.borrow_mut())
-    }
-
-    /// A handle that reports events as coming from `source`.
-    pub fn sink(&self, source: &str) -> EventSink {
-        EventSink { recorder: self.clone(), source: source.into() }
-    }
-}
-
-/// How host and client code reports an event of the system into the trace.
-#[derive(Clone)]
-pub struct EventSink {
-    recorder: Recorder,
-    source: Rc<str>,
-}
-
-impl EventSink {
-    /// Records `kind` (a name the system lists in its doc's events) with a
-    /// human-readable detail, at the current simulated time.
-    pub fn emit(&self, kind: &str, detail: impl Into<String>) {
-        let at = turmoil::sim_elapsed().map_or(0, nanos);
-        self.recorder.push(TraceEvent {
-            at,
-            source: self.source.to_string(),
-            kind: kind.to_string(),
-            detail: detail.into(),
-        });
-    }
-}
-
 /// A broken invariant, found by a checker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
+    /// The invariant's name; the harness sets it from the checker that found it.
     pub invariant: String,
     /// What went wrong, with the values that show it.
     pub message: String,
@@ -208,11 +340,62 @@ pub struct Violation {
     pub ops: Vec<usize>,
 }
 
+impl Violation {
+    /// A violation with its message; [`Violation::at`] and [`Violation::ops`]
+    /// add the time and the operations involved.
+    pub fn new(message: impl Into<String>) -> Violation {
+        Violation { invariant: String::new(), message: message.into(), at: None, ops: Vec::new() }
+    }
+
+    pub fn at(mut self, at: Nanos) -> Violation {
+        self.at = Some(at);
+        self
+    }
+
+    pub fn ops(mut self, ops: impl IntoIterator<Item = usize>) -> Violation {
+        self.ops = ops.into_iter().collect();
+        self
+    }
+}
+
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.at {
             Some(at) => write!(f, "{} at {}: {}", self.invariant, format_nanos(at), self.message),
             None => write!(f, "{}: {}", self.invariant, self.message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "kind")]
+    enum Event {
+        #[serde(rename = "db.write")]
+        Write { key: u32, version: u64 },
+    }
+
+    impl SystemEvent for Event {
+        const KINDS: &'static [&'static str] = &["db.write"];
+
+        fn kind(&self) -> &'static str {
+            "db.write"
+        }
+    }
+
+    #[test]
+    fn system_events_show_their_fields_and_round_trip() {
+        let entry =
+            TraceEvent { at: 1_500, source: "db".into(), event: Happening::System(Event::Write { key: 3, version: 7 }) };
+        assert_eq!(entry.kind(), "db.write");
+        assert_eq!(entry.detail(), "key=3 version=7");
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(serde_json::from_str::<TraceEvent<Event>>(&json).unwrap(), entry);
+        let heal = TraceEvent::<Event> { at: 0, source: HARNESS.into(), event: Happening::Heal };
+        assert_eq!(heal.kind(), "phase.heal");
+        assert_eq!(heal.reset_host(), None);
     }
 }

@@ -1,11 +1,22 @@
 //! faultline's harness: deterministic simulation of a system under test in
-//! turmoil, with seeded faults, recorded histories, pure checkers and metrics.
+//! turmoil, with seeded faults, recorded runs, pure checkers and metrics.
 //!
-//! The data flow, one module a stage: `scenario` (file -> [`Scenario`]),
-//! `plan` (scenario + seed -> [`Plan`]), `run` (plan -> history + trace ->
-//! [`RunReport`]), `metrics` and the system's checkers (history -> figures and
-//! violations), `sweep` (many seeds -> verdicts). The harness never names a
-//! concrete system: systems plug in through [`System`] and a [`Registry`].
+//! The modules form layers; each uses only those listed before it (a test,
+//! `layers_import_only_lower_layers`, holds the code to this order):
+//!
+//! - value types: `error`, `units`, `seed`, `stats`, `history`, `fault`
+//! - `knobs`: a system's `[knobs]` table and shared validators
+//! - `system`: the [`System`] trait, contexts, typed events, docs, shapes
+//! - `scenario`: scenario files as plain data, validated against a shape
+//! - `plan`, `inject`: faults at concrete times; applying them between steps
+//! - `recording`, `workload`, `run`: the simulation, recorded; judges nothing
+//! - `checks`, `metrics`, `judge`: pure functions of a recording
+//! - `registry`: typed systems erased; names to systems; loading files
+//! - `drive`, `sweep`, `regressions`, `shrink`, `strategies`: many seeds,
+//!   smaller failing runs, property tests
+//!
+//! The harness never names a concrete system: systems plug in through
+//! [`System`] and a [`Registry`].
 #![forbid(unsafe_code)]
 
 #[cfg(not(tokio_unstable))]
@@ -16,25 +27,114 @@ compile_error!(
 );
 
 pub mod error;
-pub mod faults;
-pub mod history;
-pub mod metrics;
-pub mod plan;
-pub mod regressions;
-pub mod run;
-pub mod scenario;
+pub mod units;
 pub mod seed;
-pub mod shrink;
 pub mod stats;
+pub mod history;
+pub mod fault;
+pub mod knobs;
+pub mod system;
+pub mod scenario;
+pub mod plan;
+pub mod inject;
+pub mod recording;
+pub mod workload;
+pub mod run;
+pub mod checks;
+pub mod metrics;
+pub mod judge;
+pub mod registry;
+pub mod drive;
+pub mod sweep;
+pub mod regressions;
+pub mod shrink;
 #[cfg(feature = "proptest")]
 pub mod strategies;
-pub mod sweep;
-pub mod system;
-pub mod units;
 
 pub use error::InputError;
-pub use history::{EventSink, History, Nanos, Operation, Outcome, OutcomeClass, TraceEvent, Violation};
+pub use history::{History, Nanos, Operation, Outcome, OutcomeClass, SystemEvent, TraceEvent, Violation};
+pub use judge::{RunReport, SeedOutcome};
+pub use knobs::Knobs;
 pub use plan::Plan;
-pub use run::{RunOptions, RunReport, SeedOutcome};
-pub use scenario::{Knobs, Scenario};
-pub use system::{ClientContext, HostContext, Registry, System, SystemDoc, SystemEntry};
+pub use registry::{Loaded, Registry, SystemEntry};
+pub use scenario::Scenario;
+pub use system::{CheckContext, CheckResult, ClientContext, EventSink, HostContext, Invariant, System, SystemDoc};
+
+/// The layers, lowest first: each module may use only modules listed before
+/// it. ARCHITECTURE.md draws the same order.
+pub const LAYERS: &[&str] = &[
+    "error",
+    "units",
+    "seed",
+    "stats",
+    "history",
+    "fault",
+    "knobs",
+    "system",
+    "scenario",
+    "plan",
+    "inject",
+    "recording",
+    "workload",
+    "run",
+    "checks",
+    "metrics",
+    "judge",
+    "registry",
+    "drive",
+    "sweep",
+    "regressions",
+    "shrink",
+    "strategies",
+];
+
+#[cfg(test)]
+mod layers {
+    use super::LAYERS;
+
+    /// The modules a source file names as `crate::<module>`.
+    fn imports(source: &str) -> Vec<String> {
+        let mut found: Vec<String> = source
+            .match_indices("crate::")
+            .map(|(at, _)| {
+                source[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>()
+            })
+            .filter(|name| !name.is_empty())
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn layers_import_only_lower_layers() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("the harness's src folder") {
+            let path = entry.expect("a directory entry").path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+            if path.extension().is_none_or(|e| e != "rs") || stem == "lib" {
+                continue;
+            }
+            let position = LAYERS.iter().position(|l| *l == stem);
+            let position = position.unwrap_or_else(|| panic!("{stem}.rs is not in LAYERS (harness/src/lib.rs)"));
+            let source = std::fs::read_to_string(&path).expect("a readable source file");
+            for import in imports(&source) {
+                let used = LAYERS.iter().position(|l| *l == import);
+                let used = used.unwrap_or_else(|| panic!("{stem}.rs uses crate::{import}, which is not in LAYERS"));
+                assert!(
+                    used <= position,
+                    "{stem}.rs uses crate::{import}, a higher layer: data must flow one way (see LAYERS in lib.rs)"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} modules found");
+    }
+
+    #[test]
+    fn the_import_scanner_finds_paths_and_uses() {
+        let source = "use crate::history::{Nanos};\nfn f() { crate::run::record(); }\n";
+        assert_eq!(imports(source), vec!["history".to_string(), "run".to_string()]);
+    }
+}

@@ -139,7 +139,8 @@ pub struct Metrics {
 
 impl Metrics {
     /// The value of an SLO metric (see `scenario::SLO_METRICS`), in the SLO's
-    /// unit: a fraction, or seconds.
+    /// unit: a fraction, or seconds. `None` for a figure the run never
+    /// measured (no detection, no recovery): an SLO on it cannot pass.
     pub fn slo_value(&self, metric: &str) -> Option<f64> {
         Some(match metric {
             "availability" => self.availability,
@@ -152,8 +153,8 @@ impl Metrics {
             "p999_latency" => self.latency.p999_ms / 1000.0,
             "max_latency" => self.latency.max_ms / 1000.0,
             "mttr" => self.mttr_ms / 1000.0,
-            "mttd" => self.mttd_ms.unwrap_or(0.0) / 1000.0,
-            "time_to_recover" => self.time_to_recover_ms.unwrap_or(0.0) / 1000.0,
+            "mttd" => self.mttd_ms? / 1000.0,
+            "time_to_recover" => self.time_to_recover_ms? / 1000.0,
             _ => return None,
         })
     }
@@ -509,7 +510,7 @@ mod tests {
 
     #[test]
     fn probes_give_outages_between_the_first_failed_and_the_next_good_probe() {
-        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS + 5 * MS, up };
+        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS + 5 * MS, up, served: up };
         let probes: Vec<ProbeSample> = (0..100).map(|i| probe(i * 100, !(25..=44).contains(&i))).collect();
         let mut inp = input(&[], 10 * S);
         inp.probes = Some(&probes);
@@ -522,7 +523,7 @@ mod tests {
 
     #[test]
     fn lone_disagreeing_probes_neither_start_nor_split_an_outage() {
-        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up };
+        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up, served: up };
         // up, a lone failure, up, failures with a lone success inside, up twice, a final failure.
         let pattern = [true, false, true, false, false, true, false, false, true, true, false];
         let probes: Vec<ProbeSample> = pattern.iter().enumerate().map(|(i, &up)| probe(i as u64 * 10, up)).collect();
@@ -542,7 +543,7 @@ mod tests {
 
     #[test]
     fn mttd_and_time_to_recover_follow_faults() {
-        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up };
+        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up, served: up };
         // Down from 2s to 5s; the fault lasts 2s..4s; detection at 2.3s.
         let probes: Vec<ProbeSample> = (0..100).map(|i| probe(i * 100, !(20..50).contains(&i))).collect();
         let faults = [FaultSpan { start: 2 * S, end: 4 * S }, FaultSpan { start: 7 * S, end: 8 * S }];

@@ -7,14 +7,12 @@
 //! printed, replayed, edited and shrunk. This module draws randomness but runs
 //! nothing.
 
-use std::fmt;
-
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Exp};
 use serde::{Deserialize, Serialize};
 
+use crate::fault::{Action, PlannedFault};
 use crate::scenario::{client_host, FaultSpecKind, Generator, Scenario, Target, CHAOS_KINDS, PROBE_HOST};
 use crate::seed::{self, Stream};
 use crate::units::{format_duration, Dur, DurRange};
@@ -32,68 +30,6 @@ pub struct Plan {
     pub faults: Vec<PlannedFault>,
     /// End of the fault phase: every fault still on ends here.
     pub heal_at: Dur,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlannedFault {
-    pub id: u32,
-    /// Where it came from: "fault[2]" (the third `[[fault]]`) or "chaos.crash".
-    pub origin: String,
-    pub at: Dur,
-    /// When it ends (at the latest `heal_at`); `None` for an instantaneous restart.
-    pub until: Option<Dur>,
-    pub action: Action,
-}
-
-/// A fault resolved to hosts. Link faults act on every link between a host
-/// of `a` and a host of `b` (from `a` to `b` only, for a one-way partition).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Action {
-    Partition { a: Vec<String>, b: Vec<String>, oneway: bool },
-    Latency { a: Vec<String>, b: Vec<String>, latency: DurRange },
-    Loss { a: Vec<String>, b: Vec<String>, rate: f64 },
-    Clog { a: Vec<String>, b: Vec<String> },
-    Crash { hosts: Vec<String> },
-    Restart { hosts: Vec<String> },
-}
-
-impl Action {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::Partition { .. } => "partition",
-            Action::Latency { .. } => "latency",
-            Action::Loss { .. } => "loss",
-            Action::Clog { .. } => "clog",
-            Action::Crash { .. } => "crash",
-            Action::Restart { .. } => "restart",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let group = |hosts: &[String]| format!("[{}]", hosts.join(", "));
-        match self {
-            Action::Partition { a, b, oneway: false } => write!(f, "partition {} | {}", group(a), group(b)),
-            Action::Partition { a, b, oneway: true } => write!(f, "partition {} -> {}", group(a), group(b)),
-            Action::Latency { a, b, latency } => write!(f, "latency {latency} {} | {}", group(a), group(b)),
-            Action::Loss { a, b, rate } => write!(f, "loss {rate} {} | {}", group(a), group(b)),
-            Action::Clog { a, b } => write!(f, "clog {} | {}", group(a), group(b)),
-            Action::Crash { hosts } => write!(f, "crash {}", group(hosts)),
-            Action::Restart { hosts } => write!(f, "restart {}", group(hosts)),
-        }
-    }
-}
-
-impl fmt::Display for PlannedFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let when = match self.until {
-            Some(until) => format!("{}..{}", self.at, until),
-            None => format!("{}", self.at),
-        };
-        write!(f, "#{:<3} {:<16} {} ({})", self.id, when, self.action, self.origin)
-    }
 }
 
 /// A fault starting or ending, as the runner applies it.
@@ -230,9 +166,8 @@ fn resolve_target(scenario: &Scenario, target: &Target) -> (Vec<String>, Vec<Str
 }
 
 fn exponential(rng: &mut ChaCha8Rng, mean: Dur) -> Dur {
-    let rate = 1.0 / mean.0.as_secs_f64();
-    let exp = Exp::new(rate).expect("a positive mean gives a valid exponential distribution");
-    Dur(std::time::Duration::from_secs_f64(exp.sample(rng)))
+    let seconds = seed::exponential(rng, mean.0.as_secs_f64());
+    Dur(std::time::Duration::try_from_secs_f64(seconds).unwrap_or(Dur::MAX.0))
 }
 
 fn uniform(rng: &mut ChaCha8Rng, range: DurRange) -> Dur {

@@ -51,7 +51,7 @@ pub fn load(scenario: &Path) -> Result<Vec<Regression>, InputError> {
             ))
         }
     };
-    let file: File = crate::scenario::parse_toml(&path.display().to_string(), &text)?;
+    let file: File = crate::knobs::parse_toml(&path.display().to_string(), &text)?;
     Ok(file.seed)
 }
 

@@ -1,23 +1,24 @@
 //! Scenario files: the TOML a person writes, parsed and validated into a
 //! [`Scenario`] that the planner and runner take.
 //!
-//! This module reads and checks; it never runs a simulation. Every mistake is
-//! an [`InputError`] naming the file, line and column, what was expected and,
-//! for a misspelt key or value, the nearest valid one. docs/scenarios.md is the
-//! reference for every key; keep the two in step.
+//! This module reads and checks; it never runs a simulation, and it knows a
+//! system only by its [`Shape`] (hosts, events, invariants, probe), which it
+//! asks for through [`Systems`]. Every mistake is an [`InputError`] naming
+//! the file, line and column, what was expected and, for a misspelt key or
+//! value, the nearest valid one. docs/scenarios.md is the reference for every
+//! key; keep the two in step.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{nearest, InputError};
-use crate::system::{Configured, Registry, HARNESS_INVARIANTS};
+use crate::knobs::{parse_toml, Knobs};
+use crate::system::{Shape, LIVENESS};
 use crate::units::{Dur, DurRange, HostPattern, Probability, Rate};
 
 /// The fault kinds a `[[fault]]` can have.
@@ -41,16 +42,18 @@ pub const CHAOS_KINDS: &[(&str, &str)] = &[
 ];
 
 /// A validated scenario: everything the planner and runner need, with every
-/// default filled in.
+/// default filled in. Plain data.
 #[derive(Clone)]
 pub struct Scenario {
     /// The file as the user named it (used in replay commands).
     pub file: String,
+    /// The file's text, as read (recordings keep it, to be judged again).
+    pub source: String,
     pub name: String,
     pub about: Option<String>,
     pub system_name: String,
-    /// The configured system under test.
-    pub system: Arc<dyn Configured>,
+    /// What the configured system looks like to the harness.
+    pub shape: Shape,
     /// The `[knobs]` table as written (the shrinker writes it back out).
     pub knobs: toml::Table,
     /// Every host: the system's, then the workload clients ("client-0", ...)
@@ -74,6 +77,9 @@ pub struct Scenario {
     pub check: Check,
     pub metrics: MetricsConfig,
     pub slo: Vec<Slo>,
+    /// Settings that are valid but probably not what was meant (the CLI
+    /// prints them as warnings).
+    pub warnings: Vec<InputError>,
 }
 
 impl fmt::Debug for Scenario {
@@ -117,12 +123,26 @@ impl Scenario {
             ("network.latency".to_string(), self.network.latency.to_string()),
             ("network.tcp_capacity".to_string(), self.network.tcp_capacity.to_string()),
             ("workload.clients".to_string(), self.workload.clients.to_string()),
-            ("workload.rate".to_string(), format!("{}/s", self.workload.rate.per_second)),
-            ("workload.arrival".to_string(), self.workload.arrival.to_string()),
-            ("workload.deadline".to_string(), self.workload.deadline.to_string()),
         ];
-        for (key, value) in self.system.knobs() {
-            lines.push((format!("knobs.{key}"), value));
+        match &self.workload.load {
+            Load::Open { rate, arrival, stages } => {
+                lines.push(("workload.mode".to_string(), "open".to_string()));
+                lines.push(("workload.rate".to_string(), format!("{}/s", rate.per_second)));
+                lines.push(("workload.arrival".to_string(), arrival.to_string()));
+                if !stages.is_empty() {
+                    let shown: Vec<String> =
+                        stages.iter().map(|s| format!("{}/s over {}", s.target.per_second, s.duration)).collect();
+                    lines.push(("workload.stages".to_string(), shown.join(", then ")));
+                }
+            }
+            Load::Closed { think } => {
+                lines.push(("workload.mode".to_string(), "closed".to_string()));
+                lines.push(("workload.think".to_string(), think.to_string()));
+            }
+        }
+        lines.push(("workload.deadline".to_string(), self.workload.deadline.to_string()));
+        for (key, value) in &self.shape.knobs {
+            lines.push((format!("knobs.{key}"), value.clone()));
         }
         lines.push(("faults".to_string(), self.faults.len().to_string()));
         let generators: Vec<&str> = self.chaos.generators.iter().map(|g| g.kind()).collect();
@@ -233,11 +253,72 @@ pub const PROBE_HOST: &str = "client-probe";
 #[derive(Clone, Debug, Serialize)]
 pub struct Workload {
     pub clients: u32,
-    /// Total arrival rate over all clients.
-    pub rate: Rate,
-    pub arrival: Arrival,
     /// Each request's deadline, counted from its intended start.
     pub deadline: Dur,
+    pub load: Load,
+}
+
+/// How clients send their operations.
+#[derive(Clone, Debug, Serialize)]
+pub enum Load {
+    /// Open loop: each client sends at its scheduled times whether or not
+    /// earlier operations were answered (no coordinated omission).
+    Open {
+        /// Total arrival rate over all clients at the start.
+        rate: Rate,
+        arrival: Arrival,
+        /// k6-style ramps: the rate moves linearly to each stage's target over
+        /// its duration, then holds the last target.
+        stages: Vec<Stage>,
+    },
+    /// Closed loop: each client is a session that sends its next operation
+    /// when the last one ended, after a think time drawn from the range.
+    Closed { think: DurRange },
+}
+
+/// One stage of a ramping open-loop workload.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    pub duration: Dur,
+    /// The total rate reached at the end of the stage.
+    pub target: Rate,
+}
+
+impl Workload {
+    /// The total open-loop rate at `at` (per second); `None` for a closed loop.
+    pub fn rate_at(&self, at: Dur) -> Option<f64> {
+        let Load::Open { rate, stages, .. } = &self.load else { return None };
+        let mut from = rate.per_second;
+        let mut start = Dur::ZERO;
+        for stage in stages {
+            let end = Dur(start.0 + stage.duration.0);
+            if at < end {
+                let share = (at.0 - start.0).as_secs_f64() / stage.duration.0.as_secs_f64();
+                return Some(from + (stage.target.per_second - from) * share);
+            }
+            from = stage.target.per_second;
+            start = end;
+        }
+        Some(from)
+    }
+
+    /// The highest open-loop rate the workload reaches (per second).
+    pub fn rate_max(&self) -> Option<f64> {
+        let Load::Open { rate, stages, .. } = &self.load else { return None };
+        Some(stages.iter().map(|s| s.target.per_second).fold(rate.per_second, f64::max))
+    }
+
+    /// The expected number of open-loop requests between `from` and `to`.
+    pub fn expected_requests(&self, from: Dur, to: Dur) -> Option<f64> {
+        const STEPS: u32 = 1000;
+        self.rate_at(from)?;
+        if to <= from {
+            return Some(0.0);
+        }
+        let step = (to.0 - from.0) / STEPS;
+        let sum: f64 = (0..STEPS).map(|i| self.rate_at(Dur(from.0 + step * i + step / 2)).unwrap_or(0.0)).sum();
+        Some(sum * step.as_secs_f64())
+    }
 }
 
 /// Two host groups whose links a network fault acts on.
@@ -334,15 +415,34 @@ impl Generator {
 pub enum Expect {
     /// Every seed passes every check.
     Pass,
-    /// A known flaw: some seed of the file's seeds violates this invariant.
-    Violation(String),
+    /// Known flaws: for each of these invariants, some seed of the file's
+    /// seeds violates it (and no seed violates anything else).
+    Violations(Vec<String>),
+}
+
+impl Expect {
+    /// The invariants a known flaw is expected to break (none for "pass").
+    pub fn violations(&self) -> &[String] {
+        match self {
+            Expect::Pass => &[],
+            Expect::Violations(names) => names,
+        }
+    }
+
+    /// Does the scenario expect `invariant` to be violated?
+    pub fn expects(&self, invariant: &str) -> bool {
+        self.violations().iter().any(|name| name == invariant)
+    }
 }
 
 impl fmt::Display for Expect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expect::Pass => f.write_str("pass"),
-            Expect::Violation(invariant) => write!(f, "violation:{invariant}"),
+            Expect::Violations(names) => {
+                let shown: Vec<String> = names.iter().map(|n| format!("violation:{n}")).collect();
+                f.write_str(&shown.join(", "))
+            }
         }
     }
 }
@@ -419,8 +519,16 @@ pub const SLO_METRICS: &[(&str, SloUnit, &str)] = &[
     ("p999_latency", SloUnit::Duration, "99.9th percentile latency of good requests"),
     ("max_latency", SloUnit::Duration, "largest latency of a good request"),
     ("mttr", SloUnit::Duration, "mean outage length (0 when there is no outage)"),
-    ("mttd", SloUnit::Duration, "mean time from a fault's start to the system's detection event"),
-    ("time_to_recover", SloUnit::Duration, "mean time from a fault's end to the service being up again"),
+    (
+        "mttd",
+        SloUnit::Duration,
+        "mean time from a fault's start to the system's detection event (a run with no detection fails the SLO)",
+    ),
+    (
+        "time_to_recover",
+        SloUnit::Duration,
+        "mean time from a fault's end to the service being up again (a run with no such recovery fails the SLO)",
+    ),
 ];
 
 // ---------------------------------------------------------------------------
@@ -448,7 +556,7 @@ struct RawScenario {
     /// Validated by the system, from the source text (see [`Knobs`]).
     #[serde(default)]
     knobs: Option<toml::Table>,
-    workload: RawWorkload,
+    workload: Spanned<RawWorkload>,
     #[serde(default)]
     fault: Vec<Spanned<RawFault>>,
     #[serde(default)]
@@ -490,11 +598,32 @@ struct RawNetwork {
 struct RawWorkload {
     #[serde(default)]
     clients: Option<Spanned<i64>>,
-    rate: Spanned<Rate>,
     #[serde(default)]
-    arrival: Option<Arrival>,
+    mode: Option<Mode>,
+    #[serde(default)]
+    rate: Option<Spanned<Rate>>,
+    #[serde(default)]
+    arrival: Option<Spanned<Arrival>>,
+    #[serde(default)]
+    stages: Option<Spanned<Vec<Spanned<RawStage>>>>,
+    #[serde(default)]
+    think: Option<Spanned<DurRange>>,
     #[serde(default)]
     deadline: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Open,
+    Closed,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    duration: Spanned<Dur>,
+    target: Spanned<Rate>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -582,9 +711,9 @@ struct RawChaosLink {
 #[serde(deny_unknown_fields)]
 struct RawCheck {
     #[serde(default)]
-    invariants: Option<Vec<Spanned<String>>>,
+    invariants: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
-    expect: Option<Spanned<String>>,
+    expect: Option<Spanned<toml::Value>>,
     #[serde(default)]
     reached: Option<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -592,115 +721,6 @@ struct RawCheck {
 }
 
 // ---------------------------------------------------------------------------
-
-/// The `[knobs]` table of a scenario file, handed to the system to validate.
-/// It keeps the file's text, so a system's errors point into the file too.
-pub struct Knobs<'a> {
-    file: &'a str,
-    source: &'a str,
-}
-
-impl<'a> Knobs<'a> {
-    pub fn new(file: &'a str, source: &'a str) -> Knobs<'a> {
-        Knobs { file, source }
-    }
-
-    /// Deserializes the `[knobs]` table into the system's knob type (usually a
-    /// struct with `#[serde(deny_unknown_fields, default)]`); an absent table
-    /// is the type's default.
-    pub fn parse<T: DeserializeOwned + Default>(&self) -> Result<T, InputError> {
-        #[derive(Deserialize)]
-        struct Only<T> {
-            #[serde(default = "Option::default")]
-            knobs: Option<T>,
-        }
-        let only: Only<T> = parse_toml(self.file, self.source)?;
-        Ok(only.knobs.unwrap_or_default())
-    }
-
-    /// An error at a knob's value (use `Spanned` fields to know the span).
-    pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> InputError {
-        InputError::at(self.file, self.source, span, message)
-    }
-
-    /// A whole-number knob within `range`, or `default` when absent.
-    pub fn count(
-        &self,
-        value: &Option<Spanned<i64>>,
-        default: u32,
-        range: std::ops::RangeInclusive<i64>,
-        name: &str,
-    ) -> Result<u32, InputError> {
-        match value {
-            None => Ok(default),
-            Some(v) if range.contains(v.get_ref()) => {
-                Ok(u32::try_from(*v.get_ref()).expect("ranges of counts fit u32"))
-            }
-            Some(v) => Err(self.error(
-                v.span(),
-                format!("{name} must be between {} and {}, found {}", range.start(), range.end(), v.get_ref()),
-            )),
-        }
-    }
-
-    /// A duration knob that must be longer than zero, or `default` when absent.
-    pub fn positive(&self, value: &Option<Spanned<Dur>>, default: Dur, name: &str) -> Result<Dur, InputError> {
-        match value {
-            None => Ok(default),
-            Some(d) if !d.get_ref().0.is_zero() => Ok(*d.get_ref()),
-            Some(d) => Err(self.error(d.span(), format!("{name} must be longer than zero"))),
-        }
-    }
-
-    /// An error about the `[knobs]` table as a whole.
-    pub fn table_error(&self, message: impl Into<String>) -> InputError {
-        match self.source.find("[knobs]") {
-            Some(start) => InputError::at(self.file, self.source, start..start + 7, message),
-            None => InputError::new(self.file, message),
-        }
-    }
-}
-
-/// Deserializes TOML, turning toml's and serde's errors into [`InputError`]s
-/// with positions, the table the key is in, and the nearest valid key.
-pub fn parse_toml<T: DeserializeOwned>(file: &str, source: &str) -> Result<T, InputError> {
-    toml::from_str(source).map_err(|error| toml_error(file, source, &error))
-}
-
-fn toml_error(file: &str, source: &str, error: &toml::de::Error) -> InputError {
-    let span = error.span().unwrap_or(0..0);
-    let message = error.message().trim().to_string();
-    let table = enclosing_table(source, span.start);
-    let mut result = InputError::at(file, source, span.clone(), message.clone());
-    if let Some((word, expected)) = parse_unknown(&message, "field") {
-        let place = table.map_or("at the top level".to_string(), |t| format!("in {t}"));
-        result.message = format!("unknown key {word:?} {place}");
-        let expected_list = expected.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
-        let help = match nearest(&word, expected.iter().map(String::as_str)) {
-            Some(suggestion) => format!("did you mean {suggestion:?}? valid keys: {expected_list}"),
-            None if expected.is_empty() => "this table takes no keys".to_string(),
-            None => format!("valid keys: {expected_list}"),
-        };
-        result.help = Some(help);
-        if word == "system" && table == Some("[knobs]") {
-            result.help = Some("the system is chosen at the top level with system = \"...\"".into());
-        }
-    } else if let Some((word, expected)) = parse_unknown(&message, "variant") {
-        let expected_list = expected.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
-        result.message = format!("unknown value {word:?}");
-        result.help = Some(match nearest(&word, expected.iter().map(String::as_str)) {
-            Some(suggestion) => format!("did you mean {suggestion:?}? expected one of {expected_list}"),
-            None => format!("expected one of {expected_list}"),
-        });
-    } else if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
-        let place = table.map_or("at the top level".to_string(), |t| format!("in {t}"));
-        result.message = format!("missing key {field:?} {place}");
-        result.help = Some(missing_key_help(field));
-    } else if message.contains("duplicate key") && source.contains("[system]") {
-        result.help = Some("the system's knobs go in a [knobs] table; `system = \"...\"` names the system".into());
-    }
-    result
-}
 
 fn missing_key_help(field: &str) -> String {
     match field {
@@ -718,58 +738,123 @@ fn missing_key_help(field: &str) -> String {
     }
 }
 
-/// Reads serde's "unknown field `x`, expected one of `a`, `b`" messages.
-fn parse_unknown(message: &str, what: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.strip_prefix(&format!("unknown {what} `"))?;
-    let (word, rest) = rest.split_once('`')?;
-    let expected = rest.split('`').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>();
-    Some((word.to_string(), expected))
-}
-
-/// The `[table]` or `[[array]]` header above a byte offset, if any.
-fn enclosing_table(source: &str, offset: usize) -> Option<&str> {
-    let before = &source[..offset.min(source.len())];
-    before
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|line| line.starts_with('['))
-        .map(|line| line.split('#').next().unwrap_or(line).trim())
-}
 
 // ---------------------------------------------------------------------------
 
-/// Reads and validates a scenario file. Runs nothing.
-pub fn load(path: &Path, registry: &Registry) -> Result<Scenario, InputError> {
+/// Where a scenario finds its system: by name, configured from the file's
+/// `[knobs]`. The registry provides it; this module only asks for the shape.
+pub trait Systems {
+    /// Every system's name, for "did you mean" help.
+    fn names(&self) -> Vec<&'static str>;
+    /// Configures the system `name` from `knobs` and returns its shape, or
+    /// `None` when no system has that name.
+    fn configure(&mut self, name: &str, knobs: &Knobs<'_>) -> Option<Result<Shape, InputError>>;
+}
+
+/// Reads a scenario file's text, with a clear error when it cannot.
+pub fn read(path: &Path) -> Result<String, InputError> {
     let file = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|error| {
+    std::fs::read_to_string(path).map_err(|error| {
         let help = if error.kind() == std::io::ErrorKind::NotFound {
             "check the path; `faultline sweep scenarios` runs every scenario shipped in the repository"
         } else {
             "check the file's permissions and that it is UTF-8 text"
         };
         InputError::new(&file, format!("cannot read the scenario file: {error}")).with_help(help)
-    })?;
-    parse(&file, &source, registry)
+    })
 }
 
-/// Validates a scenario from its text; `file` names it in errors and replay commands.
-pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, InputError> {
-    let raw: RawScenario = parse_toml(file, source)?;
+/// Deserializes a scenario file's TOML, with help for the keys people miss.
+fn parse_raw(file: &str, source: &str) -> Result<RawScenario, InputError> {
+    parse_toml(file, source).map_err(|mut error| {
+        let missing = error.message.strip_prefix("missing key \"").and_then(|m| m.split_once('"')).map(|(k, _)| k);
+        if let Some(key) = missing {
+            error.help = Some(missing_key_help(key));
+        }
+        error
+    })
+}
+
+/// Validates a scenario from its text; `file` names it in errors and replay
+/// commands. Runs nothing: the system is only configured, to learn its shape.
+pub fn parse(file: &str, source: &str, systems: &mut dyn Systems) -> Result<Scenario, InputError> {
+    let raw = parse_raw(file, source)?;
     let at = |span: Range<usize>, message: String| InputError::at(file, source, span, message);
-
-    let system_name = raw.system.get_ref().clone();
-    let Some(entry) = registry.get(&system_name) else {
-        let names: Vec<&str> = registry.names().collect();
-        let mut error = at(raw.system.span(), format!("unknown system {system_name:?}"));
-        error.help = Some(match nearest(&system_name, names.iter().copied()) {
-            Some(n) => format!("did you mean {n:?}? systems: {}", names.join(", ")),
-            None => format!("systems: {}", names.join(", ")),
-        });
-        return Err(error);
+    let shape = configure(&raw.system, systems, &Knobs::new(file, source), &at)?;
+    let timing = validate_timing(&raw, &at)?;
+    let network = validate_network(raw.network.as_ref(), &at)?;
+    let workload = validate_workload(&raw.workload, &timing, &at)?;
+    let metrics = validate_metrics(raw.metrics.as_ref(), shape.has_probe, timing.tick, &at)?;
+    let hosts = host_list(&shape, workload.clients, metrics.probe_interval.is_some(), raw.system.span(), &at)?;
+    let patterns = Patterns { hosts: &hosts, system_hosts: &shape.hosts, at: &at };
+    let mut faults = Vec::new();
+    for (index, spanned) in raw.fault.iter().enumerate() {
+        faults.push(validate_fault(index, spanned, timing.duration, &patterns)?);
+    }
+    let chaos = match &raw.chaos {
+        None => Chaos::default(),
+        Some(raw_chaos) => validate_chaos(raw_chaos, &patterns)?,
     };
-    let system = (entry.configure)(&Knobs::new(file, source))?;
+    let mut warnings = Vec::new();
+    let check = validate_check(raw.check.as_ref(), &shape, timing.heal, file, source, &mut warnings)?;
+    let slo = match &raw.slo {
+        None => Vec::new(),
+        Some(table) => validate_slo(table, file, source)?,
+    };
+    Ok(Scenario {
+        file: file.to_string(),
+        source: source.to_string(),
+        name: raw.name,
+        about: raw.about,
+        system_name: shape.system.to_string(),
+        system_hosts: shape.hosts.clone(),
+        shape,
+        knobs: raw.knobs.unwrap_or_default(),
+        hosts,
+        duration: timing.duration,
+        heal: timing.heal,
+        tick: timing.tick,
+        seeds: timing.seeds,
+        seed: timing.seed,
+        network,
+        workload,
+        faults,
+        chaos,
+        check,
+        metrics,
+        slo,
+        warnings,
+    })
+}
 
+/// Finds and configures the named system, or says which names exist.
+fn configure(
+    name: &Spanned<String>,
+    systems: &mut dyn Systems,
+    knobs: &Knobs<'_>,
+    at: &ErrorAt<'_>,
+) -> Result<Shape, InputError> {
+    if let Some(shape) = systems.configure(name.get_ref(), knobs) {
+        return shape;
+    }
+    let names = systems.names();
+    let help = match nearest(name.get_ref(), names.iter().copied()) {
+        Some(n) => format!("did you mean {n:?}? systems: {}", names.join(", ")),
+        None => format!("systems: {}", names.join(", ")),
+    };
+    Err(at(name.span(), format!("unknown system {:?}", name.get_ref())).with_help(help))
+}
+
+/// The top-level timing keys, validated.
+struct Timing {
+    duration: Dur,
+    heal: Dur,
+    tick: Dur,
+    seeds: u64,
+    seed: Option<u64>,
+}
+
+fn validate_timing(raw: &RawScenario, at: &ErrorAt<'_>) -> Result<Timing, InputError> {
     let duration = *raw.duration.get_ref();
     if duration.0.is_zero() {
         return Err(at(raw.duration.span(), "duration must be longer than zero".into()));
@@ -794,22 +879,41 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
         Some(s) if (1..=SEEDS_MAX as i64).contains(s.get_ref()) => *s.get_ref() as u64,
         Some(s) => return Err(at(s.span(), format!("seeds must be between 1 and {SEEDS_MAX}, found {}", s.get_ref()))),
     };
+    Ok(Timing { duration, heal, tick, seeds, seed })
+}
 
+fn validate_network(raw: Option<&RawNetwork>, at: &ErrorAt<'_>) -> Result<Network, InputError> {
     let latency = raw
-        .network
-        .as_ref()
         .and_then(|n| n.latency.as_ref())
         .map_or(DurRange { min: Dur::from_millis(1), max: Dur::from_millis(10) }, |l| *l.get_ref());
-    let tcp_capacity = match raw.network.as_ref().and_then(|n| n.tcp_capacity.as_ref()) {
+    let tcp_capacity = match raw.and_then(|n| n.tcp_capacity.as_ref()) {
         None => TCP_CAPACITY_DEFAULT,
         Some(c) if (1..=1_000_000).contains(c.get_ref()) => *c.get_ref() as usize,
         Some(c) => {
             return Err(at(c.span(), format!("tcp_capacity must be between 1 and 1000000, found {}", c.get_ref())))
         }
     };
-    let network = Network { latency, tcp_capacity };
+    Ok(Network { latency, tcp_capacity })
+}
 
-    let clients = match &raw.workload.clients {
+/// Most requests per second a workload may ask for, over all clients.
+pub const RATE_MAX: f64 = 100_000.0;
+
+fn validate_rate(rate: &Spanned<Rate>, key: &str, at: &ErrorAt<'_>) -> Result<Rate, InputError> {
+    let value = *rate.get_ref();
+    if value.per_second <= 0.0 || value.per_second > RATE_MAX {
+        return Err(at(rate.span(), format!("{key} must be above 0/s and at most {RATE_MAX}/s, found {value}")));
+    }
+    Ok(value)
+}
+
+fn validate_workload(
+    spanned: &Spanned<RawWorkload>,
+    timing: &Timing,
+    at: &ErrorAt<'_>,
+) -> Result<Workload, InputError> {
+    let raw = spanned.get_ref();
+    let clients = match &raw.clients {
         None => 1,
         Some(c) if (1..=64).contains(c.get_ref()) => *c.get_ref() as u32,
         Some(c) => {
@@ -817,103 +921,144 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Scenario, 
                 .with_help("each client is a simulated host, and each host costs time every tick"))
         }
     };
-    let rate = *raw.workload.rate.get_ref();
-    if rate.per_second <= 0.0 || rate.per_second > 100_000.0 {
-        return Err(at(raw.workload.rate.span(), format!("rate must be above 0/s and at most 100000/s, found {rate}")));
-    }
-    let deadline = raw.workload.deadline.as_ref().map_or(Dur::from_secs(1), |d| *d.get_ref());
+    let deadline = raw.deadline.as_ref().map_or(Dur::from_secs(1), |d| *d.get_ref());
     if deadline.0.is_zero() {
-        let span = raw.workload.deadline.as_ref().map(|d| d.span()).unwrap_or(0..0);
-        return Err(at(span, "deadline must be longer than zero".into()));
+        return Err(at(span_of(&raw.deadline), "deadline must be longer than zero".into()));
     }
-    let workload = Workload { clients, rate, arrival: raw.workload.arrival.unwrap_or(Arrival::Poisson), deadline };
+    let load = match raw.mode.unwrap_or(Mode::Open) {
+        Mode::Open => open_load(raw, spanned.span(), timing, at)?,
+        Mode::Closed => closed_load(raw, at)?,
+    };
+    Ok(Workload { clients, deadline, load })
+}
 
-    let metrics = validate_metrics(raw.metrics.as_ref(), system.has_probe(), tick, &at)?;
-    let system_hosts = system.hosts();
-    let mut hosts = system_hosts.clone();
-    for index in 0..clients {
-        hosts.push(client_host(index));
+fn open_load(raw: &RawWorkload, table: Range<usize>, timing: &Timing, at: &ErrorAt<'_>) -> Result<Load, InputError> {
+    if let Some(think) = &raw.think {
+        return Err(at(think.span(), "think goes with mode = \"closed\"".into())
+            .with_help("an open-loop client sends at its rate whatever the answers; a closed-loop one waits and thinks"));
     }
-    if metrics.probe_interval.is_some() {
+    let Some(rate) = &raw.rate else {
+        return Err(at(table, "missing key \"rate\" in [workload]".into()).with_help(missing_key_help("rate")));
+    };
+    let rate = validate_rate(rate, "rate", at)?;
+    let mut stages = Vec::new();
+    let mut total = Dur::ZERO;
+    for stage in raw.stages.iter().flat_map(|s| s.get_ref()) {
+        let s = stage.get_ref();
+        if s.duration.get_ref().0.is_zero() {
+            return Err(at(s.duration.span(), "a stage's duration must be longer than zero".into()));
+        }
+        let target = if s.target.get_ref().per_second == 0.0 {
+            Rate { per_second: 0.0 }
+        } else {
+            validate_rate(&s.target, "a stage's target", at)?
+        };
+        total = Dur(total.0 + s.duration.get_ref().0);
+        if total.0 > timing.duration.0 + timing.heal.0 {
+            return Err(at(
+                stage.span(),
+                format!("the stages last {total}, longer than the run ({} + heal {})", timing.duration, timing.heal),
+            ));
+        }
+        stages.push(Stage { duration: *s.duration.get_ref(), target });
+    }
+    let arrival = raw.arrival.as_ref().map_or(Arrival::Poisson, |a| *a.get_ref());
+    Ok(Load::Open { rate, arrival, stages })
+}
+
+fn closed_load(raw: &RawWorkload, at: &ErrorAt<'_>) -> Result<Load, InputError> {
+    let open_only = [
+        (raw.rate.as_ref().map(Spanned::span), "rate"),
+        (raw.arrival.as_ref().map(Spanned::span), "arrival"),
+        (raw.stages.as_ref().map(Spanned::span), "stages"),
+    ];
+    for (span, key) in open_only {
+        if let Some(span) = span {
+            return Err(at(span, format!("{key} goes with mode = \"open\""))
+                .with_help("a closed-loop client sends its next operation when the last one ended, after `think`"));
+        }
+    }
+    Ok(Load::Closed { think: raw.think.as_ref().map_or(DurRange::fixed(Dur::ZERO), |t| *t.get_ref()) })
+}
+
+/// Every host name: the system's, the clients', and the probe's; a system
+/// whose names clash with each other or with the clients is refused.
+fn host_list(
+    shape: &Shape,
+    clients: u32,
+    probe: bool,
+    system_span: Range<usize>,
+    at: &ErrorAt<'_>,
+) -> Result<Vec<String>, InputError> {
+    let mut hosts = shape.hosts.clone();
+    hosts.extend((0..clients).map(client_host));
+    if probe {
         hosts.push(PROBE_HOST.to_string());
     }
-    let distinct: BTreeSet<&String> = hosts.iter().collect();
-    assert_eq!(distinct.len(), hosts.len(), "system hosts must not repeat or clash with client names");
+    let mut seen = BTreeSet::new();
+    for host in &hosts {
+        if !seen.insert(host) {
+            return Err(at(
+                system_span,
+                format!("system {:?} names host {host:?} twice, or a host that clashes with a client", shape.system),
+            )
+            .with_help("a system's hosts must be distinct and must not start with \"client-\""));
+        }
+    }
+    for pooled in &shape.pool {
+        if !shape.hosts.contains(pooled) {
+            return Err(at(system_span, format!("system {:?} pools host {pooled:?}, which it does not list", shape.system)));
+        }
+    }
+    Ok(hosts)
+}
 
-    let check_patterns = |patterns: &Spanned<Vec<HostPattern>>| -> Result<Vec<HostPattern>, InputError> {
+/// Checks host patterns against the scenario's hosts.
+struct Patterns<'a> {
+    hosts: &'a [String],
+    system_hosts: &'a [String],
+    at: &'a ErrorAt<'a>,
+}
+
+impl Patterns<'_> {
+    /// Patterns that must each match some host.
+    fn any(&self, patterns: &Spanned<Vec<HostPattern>>) -> Result<Vec<HostPattern>, InputError> {
+        let at = self.at;
         if patterns.get_ref().is_empty() {
             return Err(at(patterns.span(), "expected at least one host name or glob".into()));
         }
         for pattern in patterns.get_ref() {
-            if resolve_hosts(&hosts, std::slice::from_ref(pattern)).is_empty() {
-                let mut error = at(patterns.span(), format!("host pattern {:?} matches no host", pattern.as_str()));
-                error.help = Some(match nearest(pattern.as_str(), hosts.iter().map(String::as_str)) {
-                    Some(h) => format!("did you mean {h:?}? hosts: {}", hosts.join(", ")),
-                    None => format!("hosts: {}", hosts.join(", ")),
-                });
-                return Err(error);
+            if resolve_hosts(self.hosts, std::slice::from_ref(pattern)).is_empty() {
+                let help = match nearest(pattern.as_str(), self.hosts.iter().map(String::as_str)) {
+                    Some(h) => format!("did you mean {h:?}? hosts: {}", self.hosts.join(", ")),
+                    None => format!("hosts: {}", self.hosts.join(", ")),
+                };
+                return Err(at(patterns.span(), format!("host pattern {:?} matches no host", pattern.as_str()))
+                    .with_help(help));
             }
         }
         Ok(patterns.get_ref().clone())
-    };
+    }
 
-    // Crashes and restarts act on the system's software; turmoil cannot crash
-    // a client (its workload would be lost, not restarted).
-    let check_system_patterns = |patterns: &Spanned<Vec<HostPattern>>| -> Result<Vec<HostPattern>, InputError> {
-        let checked = check_patterns(patterns)?;
+    /// Patterns that must each match some of the system's own hosts: crashes
+    /// and restarts act on the system's software; turmoil cannot crash a
+    /// client (its workload would be lost, not restarted).
+    fn system(&self, patterns: &Spanned<Vec<HostPattern>>) -> Result<Vec<HostPattern>, InputError> {
+        let checked = self.any(patterns)?;
         for pattern in &checked {
-            if resolve_hosts(&system_hosts, std::slice::from_ref(pattern)).is_empty() {
-                return Err(at(
+            if resolve_hosts(self.system_hosts, std::slice::from_ref(pattern)).is_empty() {
+                return Err((self.at)(
                     patterns.span(),
                     format!(
                         "host pattern {:?} matches only workload clients, which cannot crash or restart",
                         pattern.as_str()
                     ),
                 )
-                .with_help(format!("the system's hosts: {}", system_hosts.join(", "))));
+                .with_help(format!("the system's hosts: {}", self.system_hosts.join(", "))));
             }
         }
         Ok(checked)
-    };
-
-    let mut faults = Vec::new();
-    for (index, spanned) in raw.fault.iter().enumerate() {
-        faults.push(validate_fault(index, spanned, duration, &check_patterns, &check_system_patterns, &at)?);
     }
-
-    let chaos = match &raw.chaos {
-        None => Chaos::default(),
-        Some(raw_chaos) => validate_chaos(raw_chaos, &check_patterns, &check_system_patterns, &at)?,
-    };
-
-    let check = validate_check(raw.check.as_ref(), &*system, entry.doc.invariants, heal, &workload, file, source)?;
-    let slo = match &raw.slo {
-        None => Vec::new(),
-        Some(table) => validate_slo(table, file, source)?,
-    };
-
-    Ok(Scenario {
-        file: file.to_string(),
-        name: raw.name,
-        about: raw.about,
-        system_name,
-        system,
-        knobs: raw.knobs.unwrap_or_default(),
-        hosts,
-        system_hosts,
-        duration,
-        heal,
-        tick,
-        seeds,
-        seed,
-        network,
-        workload,
-        faults,
-        chaos,
-        check,
-        metrics,
-        slo,
-    })
 }
 
 fn validate_metrics(
@@ -963,17 +1108,15 @@ fn span_of<T>(value: &Option<Spanned<T>>) -> Range<usize> {
     value.as_ref().map_or(0..0, |v| v.span())
 }
 
-type PatternCheck<'a> = dyn Fn(&Spanned<Vec<HostPattern>>) -> Result<Vec<HostPattern>, InputError> + 'a;
 type ErrorAt<'a> = dyn Fn(Range<usize>, String) -> InputError + 'a;
 
 fn validate_fault(
     index: usize,
     spanned: &Spanned<RawFault>,
     duration: Dur,
-    check_patterns: &PatternCheck<'_>,
-    check_system_patterns: &PatternCheck<'_>,
-    at: &ErrorAt<'_>,
+    patterns: &Patterns<'_>,
 ) -> Result<FaultSpec, InputError> {
+    let at = patterns.at;
     let raw = spanned.get_ref();
     let kind = *raw.kind.get_ref();
     let kind_name = format!("{kind:?}").to_lowercase();
@@ -1029,7 +1172,7 @@ fn validate_fault(
                 if oneway {
                     return Err(at(hosts.span(), "a one-way partition needs `between` (from the first group to the second)".into()));
                 }
-                Ok(Target::Isolate(check_patterns(hosts)?))
+                Ok(Target::Isolate(patterns.any(hosts)?))
             }
             (None, Some(between)) => {
                 let groups = between.get_ref();
@@ -1037,8 +1180,8 @@ fn validate_fault(
                     return Err(at(between.span(), format!("`between` takes exactly two host groups, found {}", groups.len()))
                         .with_help("for example between = [[\"cache\"], [\"app-*\"]]"));
                 }
-                let first = check_patterns(&Spanned::new(between.span(), groups[0].clone()))?;
-                let second = check_patterns(&Spanned::new(between.span(), groups[1].clone()))?;
+                let first = patterns.any(&Spanned::new(between.span(), groups[0].clone()))?;
+                let second = patterns.any(&Spanned::new(between.span(), groups[1].clone()))?;
                 Ok(Target::Between(first, second))
             }
         }
@@ -1048,7 +1191,7 @@ fn validate_fault(
             return Err(at(between.span(), format!("a {kind_name} fault acts on hosts, not links: use `hosts`")));
         }
         match &raw.hosts {
-            Some(hosts) => check_system_patterns(hosts),
+            Some(hosts) => patterns.system(hosts),
             None => Err(at(key_span, format!("a {kind_name} fault needs `hosts`"))),
         }
     };
@@ -1110,10 +1253,9 @@ fn validate_fault(
 
 fn validate_chaos(
     raw: &RawChaos,
-    check_patterns: &PatternCheck<'_>,
-    check_system_patterns: &PatternCheck<'_>,
-    at: &ErrorAt<'_>,
+    patterns: &Patterns<'_>,
 ) -> Result<Chaos, InputError> {
+    let at = patterns.at;
     let positive = |d: &Spanned<Dur>, key: &str| -> Result<Dur, InputError> {
         if d.get_ref().0.is_zero() {
             Err(at(d.span(), format!("{key} must be longer than zero")))
@@ -1125,7 +1267,7 @@ fn validate_chaos(
     if let Some(crash) = &raw.crash {
         let c = crash.get_ref();
         generators.push(Generator::Crash {
-            hosts: check_system_patterns(&c.hosts)?,
+            hosts: patterns.system(&c.hosts)?,
             mtbf: positive(&c.mtbf, "mtbf")?,
             mttr: positive(&c.mttr, "mttr")?,
         });
@@ -1133,7 +1275,7 @@ fn validate_chaos(
     if let Some(restart) = &raw.restart {
         let r = restart.get_ref();
         generators
-            .push(Generator::Restart { hosts: check_system_patterns(&r.hosts)?, every: positive(&r.every, "every")? });
+            .push(Generator::Restart { hosts: patterns.system(&r.hosts)?, every: positive(&r.every, "every")? });
     }
     let links: [(&str, &Option<Spanned<RawChaosLink>>); 4] =
         [("partition", &raw.partition), ("latency", &raw.latency), ("loss", &raw.loss), ("clog", &raw.clog)];
@@ -1141,7 +1283,7 @@ fn validate_chaos(
         let Some(link) = link else { continue };
         let l = link.get_ref();
         let hosts = match &l.hosts {
-            Some(h) => Some(check_patterns(h)?),
+            Some(h) => Some(patterns.any(h)?),
             None => None,
         };
         let every = positive(&l.every, "every")?;
@@ -1184,31 +1326,42 @@ fn validate_chaos(
 
 fn validate_check(
     raw: Option<&RawCheck>,
-    system: &dyn Configured,
-    system_invariants: &[crate::system::InvariantDoc],
+    shape: &Shape,
     heal: Dur,
-    workload: &Workload,
     file: &str,
     source: &str,
+    warnings: &mut Vec<InputError>,
 ) -> Result<Check, InputError> {
     let at = |span: Range<usize>, message: String| InputError::at(file, source, span, message);
-    let known: Vec<&str> =
-        system_invariants.iter().map(|i| i.name).chain(HARNESS_INVARIANTS.iter().map(|i| i.name)).collect();
-    let unknown_invariant = |name: &Spanned<String>| -> InputError {
-        let mut error = at(name.span(), format!("unknown invariant {:?}", name.get_ref()));
-        error.help = Some(match nearest(name.get_ref(), known.iter().copied()) {
+    let known: Vec<&str> = shape.invariants.iter().map(|i| i.name).chain([LIVENESS.name]).collect();
+    let unknown_invariant = |span: Range<usize>, name: &str| -> InputError {
+        let help = match nearest(name, known.iter().copied()) {
             Some(n) => format!("did you mean {n:?}? invariants: {}", known.join(", ")),
             None => format!("invariants: {}", known.join(", ")),
-        });
-        error
+        };
+        let renamed = RENAMED_INVARIANTS.iter().find(|(old, _)| *old == name);
+        let help = match renamed {
+            Some((old, new)) => format!("{old:?} is now {new:?}: it checks what that name says. {help}"),
+            None => help,
+        };
+        at(span, format!("unknown invariant {name:?}")).with_help(help)
     };
     let invariants = match raw.and_then(|r| r.invariants.as_ref()) {
-        None => known.iter().map(|s| s.to_string()).collect(),
+        None => shape.promised.iter().copied().chain([LIVENESS.name]).map(str::to_string).collect(),
         Some(list) => {
-            let mut names = Vec::new();
-            for name in list {
+            if list.get_ref().is_empty() {
+                warnings.push(
+                    at(list.span(), "invariants = [] checks no invariant: only SLOs and aborts can fail a run".into())
+                        .with_help("leave the key out to check what the system promises"),
+                );
+            }
+            let mut names: Vec<String> = Vec::new();
+            for name in list.get_ref() {
                 if !known.contains(&name.get_ref().as_str()) {
-                    return Err(unknown_invariant(name));
+                    return Err(unknown_invariant(name.span(), name.get_ref()));
+                }
+                if names.contains(name.get_ref()) {
+                    return Err(at(name.span(), format!("invariant {:?} is listed twice", name.get_ref())));
                 }
                 names.push(name.get_ref().clone());
             }
@@ -1217,40 +1370,17 @@ fn validate_check(
     };
     let expect = match raw.and_then(|r| r.expect.as_ref()) {
         None => Expect::Pass,
-        Some(text) if text.get_ref() == "pass" => Expect::Pass,
-        Some(text) => match text.get_ref().strip_prefix("violation:") {
-            Some(name) => {
-                let name = name.trim();
-                if !known.contains(&name) {
-                    return Err(unknown_invariant(&Spanned::new(text.span(), name.to_string())));
-                }
-                if !invariants.iter().any(|i| i == name) {
-                    return Err(at(
-                        text.span(),
-                        format!("expect names {name:?}, which [check] invariants does not run"),
-                    )
-                    .with_help(format!("add {name:?} to invariants")));
-                }
-                Expect::Violation(name.to_string())
-            }
-            None => {
-                return Err(at(
-                    text.span(),
-                    format!("expected \"pass\" or \"violation:<invariant>\", found {:?}", text.get_ref()),
-                ))
-            }
-        },
+        Some(value) => validate_expect(value, &invariants, &known, source, &at, &unknown_invariant)?,
     };
-    let events = system.events();
     let mut reached = Vec::new();
     for name in raw.and_then(|r| r.reached.as_ref()).into_iter().flatten() {
-        if !events.contains(&name.get_ref().as_str()) {
-            let mut error = at(name.span(), format!("unknown event {:?} in reached", name.get_ref()));
-            error.help = Some(match nearest(name.get_ref(), events.iter().copied()) {
+        if !shape.events.contains(&name.get_ref().as_str()) {
+            let events = &shape.events;
+            let help = match nearest(name.get_ref(), events.iter().copied()) {
                 Some(n) => format!("did you mean {n:?}? events: {}", events.join(", ")),
                 None => format!("events this system reports: {}", events.join(", ")),
-            });
-            return Err(error);
+            };
+            return Err(at(name.span(), format!("unknown event {:?} in reached", name.get_ref())).with_help(help));
         }
         reached.push(name.get_ref().clone());
     }
@@ -1267,20 +1397,70 @@ fn validate_check(
             *r.get_ref()
         }
     };
-    if invariants.iter().any(|i| i == "liveness") {
-        let window = (heal.0 - recover_within.0).as_secs_f64();
-        let expected_requests = window * workload.rate.per_second;
-        if expected_requests < 5.0 {
-            return Err(InputError::new(
-                file,
-                format!(
-                    "the liveness check would see about {expected_requests:.1} requests after recover_within: too few to judge recovery"
-                ),
-            )
-            .with_help("raise [workload] rate or `heal`, or leave \"liveness\" out of [check] invariants"));
-        }
-    }
     Ok(Check { invariants, expect, reached, recover_within })
+}
+
+/// Invariants that were renamed, with their new names: an old name is an
+/// error whose help names the new one.
+pub const RENAMED_INVARIANTS: &[(&str, &str)] = &[("read-your-writes", "reads-see-completed-writes")];
+
+/// `expect`: "pass", "violation:<invariant>", or a list of "violation:..."
+/// strings (each must be found by some seed).
+fn validate_expect(
+    value: &Spanned<toml::Value>,
+    invariants: &[String],
+    known: &[&str],
+    source: &str,
+    at: &ErrorAt<'_>,
+    unknown_invariant: &dyn Fn(Range<usize>, &str) -> InputError,
+) -> Result<Expect, InputError> {
+    let texts: Vec<(String, Range<usize>)> = match value.get_ref() {
+        toml::Value::String(text) => vec![(text.clone(), value.span())],
+        toml::Value::Array(items) if !items.is_empty() => {
+            let mut texts = Vec::new();
+            for item in items {
+                let Some(text) = item.as_str() else {
+                    return Err(at(value.span(), format!("expected strings such as \"violation:<invariant>\" in expect, found {item}")));
+                };
+                // Point at the item itself when the text shows it once.
+                let span = value.span();
+                let quoted = format!("\"{text}\"");
+                let item_span = source[span.clone()]
+                    .find(&quoted)
+                    .map_or(span.clone(), |offset| span.start + offset..span.start + offset + quoted.len());
+                texts.push((text.to_string(), item_span));
+            }
+            texts
+        }
+        other => {
+            return Err(at(
+                value.span(),
+                format!("expected \"pass\", \"violation:<invariant>\" or a list of them, found {other}"),
+            ))
+        }
+    };
+    if texts.len() == 1 && texts[0].0 == "pass" {
+        return Ok(Expect::Pass);
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (text, span) in texts {
+        let Some(name) = text.strip_prefix("violation:").map(str::trim) else {
+            return Err(at(span, format!("expected \"pass\" or \"violation:<invariant>\", found {text:?}"))
+                .with_help("a list of expectations holds only \"violation:...\" entries"));
+        };
+        if !known.contains(&name) {
+            return Err(unknown_invariant(span, name));
+        }
+        if !invariants.iter().any(|i| i == name) {
+            return Err(at(span, format!("expect names {name:?}, which [check] invariants does not run"))
+                .with_help(format!("add {name:?} to invariants")));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(at(span, format!("expect names {name:?} twice")));
+        }
+        names.push(name.to_string());
+    }
+    Ok(Expect::Violations(names))
 }
 
 fn validate_slo(table: &Spanned<toml::Table>, file: &str, source: &str) -> Result<Vec<Slo>, InputError> {
@@ -1352,26 +1532,6 @@ pub fn parse_slo(metric: &str, unit: SloUnit, text: &str) -> Result<Slo, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unknown_messages_are_read() {
-        let (word, expected) =
-            parse_unknown("unknown field `parition`, expected one of `kind`, `at`", "field").unwrap();
-        assert_eq!(word, "parition");
-        assert_eq!(expected, vec!["kind", "at"]);
-        let (word, expected) =
-            parse_unknown("unknown variant `crsh`, expected `crash` or `restart`", "variant").unwrap();
-        assert_eq!(word, "crsh");
-        assert_eq!(expected, vec!["crash", "restart"]);
-    }
-
-    #[test]
-    fn enclosing_table_finds_the_header() {
-        let source = "name = \"x\"\n[workload]\nrate = 1\n[[fault]] # c\nkind = 1";
-        assert_eq!(enclosing_table(source, 3), None);
-        assert_eq!(enclosing_table(source, source.find("rate").unwrap()), Some("[workload]"));
-        assert_eq!(enclosing_table(source, source.find("kind").unwrap()), Some("[[fault]]"));
-    }
 
     #[test]
     fn slo_thresholds_parse() {

@@ -47,6 +47,17 @@ pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
     rng
 }
 
+/// An exponential draw of mean `mean` (any unit), by inversion with libm's
+/// `log`: the platform's own `ln` may round differently on another machine,
+/// and a draw that drives a simulation must mean the same everywhere.
+pub fn exponential(rng: &mut ChaCha8Rng, mean: f64) -> f64 {
+    use rand::Rng;
+    assert!(mean > 0.0 && mean.is_finite(), "an exponential needs a positive, finite mean");
+    // random::<f64>() is in [0, 1): 1 - u is in (0, 1], so the log is finite.
+    let u: f64 = rng.random();
+    -libm::log(1.0 - u) * mean
+}
+
 /// The seed turmoil's builder gets (`Builder::rng_seed`).
 pub fn turmoil_seed(seed: u64) -> u64 {
     use rand::RngCore;
@@ -70,6 +81,9 @@ mod tests {
             draw(7, Stream::Host { host: 1, incarnation: 1 })
         );
         assert_eq!(turmoil_seed(3), turmoil_seed(3));
+        let mut rng = rng(7, Stream::Client(0));
+        let mean = (0..20_000).map(|_| exponential(&mut rng, 2.0)).sum::<f64>() / 20_000.0;
+        assert!((mean - 2.0).abs() < 0.06, "mean {mean}");
         assert_ne!(turmoil_seed(3), turmoil_seed(4));
     }
 }

@@ -19,10 +19,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::plan::{Action, Plan, PlannedFault};
-use crate::run::{run_plan, RunOptions, RunReport};
-use crate::scenario::{client_host, Expect, Scenario, PROBE_HOST};
-use crate::units::{Dur, Rate};
+use crate::drive::{run_plan, RunOptions};
+use crate::fault::{Action, PlannedFault};
+use crate::judge::RunReport;
+use crate::plan::Plan;
+use crate::registry::Loaded;
+use crate::scenario::{client_host, Expect, Load, Scenario, PROBE_HOST};
+use crate::units::Dur;
 
 /// Bounds of a shrink.
 #[derive(Clone, Debug)]
@@ -63,34 +66,52 @@ impl std::fmt::Display for Size {
 /// A scenario with a concrete plan: what the shrink changes and runs.
 #[derive(Clone)]
 pub struct Candidate {
-    pub scenario: Arc<Scenario>,
+    pub loaded: Arc<Loaded>,
     pub plan: Plan,
 }
 
+/// Scales every open-loop rate (the start rate and each stage's target) by `factor`.
+fn scale_rates(scenario: &mut Scenario, factor: f64) {
+    if let Load::Open { rate, stages, .. } = &mut scenario.workload.load {
+        rate.per_second *= factor;
+        for stage in stages {
+            stage.target.per_second *= factor;
+        }
+    }
+}
+
 impl Candidate {
+    pub fn scenario(&self) -> &Scenario {
+        &self.loaded.scenario
+    }
+
     pub fn size(&self) -> Size {
         Size {
             faults: self.plan.faults.len(),
-            clients: self.scenario.workload.clients,
-            rate_per_second: self.scenario.workload.rate.per_second,
-            duration: self.scenario.duration,
+            clients: self.scenario().workload.clients,
+            rate_per_second: self.scenario().workload.rate_at(Dur::ZERO).unwrap_or(0.0),
+            duration: self.scenario().duration,
         }
     }
 
     fn with_faults(&self, faults: Vec<PlannedFault>) -> Candidate {
-        Candidate { scenario: Arc::clone(&self.scenario), plan: Plan { faults, ..self.plan.clone() } }
+        Candidate { loaded: Arc::clone(&self.loaded), plan: Plan { faults, ..self.plan.clone() } }
+    }
+
+    fn with_scenario(&self, scenario: Scenario, plan: Plan) -> Candidate {
+        Candidate { loaded: Arc::new(self.loaded.with_scenario(scenario)), plan }
     }
 
     /// The same with `clients` clients, each at the rate it had (so the
     /// remaining clients send exactly what they sent before).
     fn with_clients(&self, clients: u32) -> Candidate {
-        let mut scenario = (*self.scenario).clone();
-        let per_client = scenario.workload.rate.per_second / f64::from(scenario.workload.clients);
+        let mut scenario = self.scenario().clone();
+        let factor = f64::from(clients) / f64::from(scenario.workload.clients);
+        scale_rates(&mut scenario, factor);
         scenario.workload.clients = clients;
-        scenario.workload.rate = Rate { per_second: per_client * f64::from(clients) };
         scenario.hosts = scenario.system_hosts.clone();
         scenario.hosts.extend((0..clients).map(client_host));
-        if self.scenario.hosts.iter().any(|h| h == PROBE_HOST) {
+        if self.scenario().hosts.iter().any(|h| h == PROBE_HOST) {
             scenario.hosts.push(PROBE_HOST.to_string());
         }
         let keep = |hosts: &[String]| hosts.iter().filter(|h| scenario.hosts.contains(h)).cloned().collect::<Vec<_>>();
@@ -116,12 +137,13 @@ impl Candidate {
                 (!empty).then(|| PlannedFault { action, ..fault.clone() })
             })
             .collect();
-        Candidate { scenario: Arc::new(scenario), plan: Plan { faults, ..self.plan.clone() } }
+        let plan = Plan { faults, ..self.plan.clone() };
+        self.with_scenario(scenario, plan)
     }
 
     /// The same with a fault phase of `duration`: later faults dropped, the rest clipped.
     fn with_duration(&self, duration: Dur) -> Candidate {
-        let mut scenario = (*self.scenario).clone();
+        let mut scenario = self.scenario().clone();
         scenario.duration = duration;
         let faults = self
             .plan
@@ -130,13 +152,15 @@ impl Candidate {
             .filter(|f| f.at < duration)
             .map(|f| PlannedFault { until: f.until.map(|u| u.min(duration)), ..f.clone() })
             .collect();
-        Candidate { scenario: Arc::new(scenario), plan: Plan { faults, heal_at: duration, ..self.plan.clone() } }
+        let plan = Plan { faults, heal_at: duration, ..self.plan.clone() };
+        self.with_scenario(scenario, plan)
     }
 
-    fn with_rate(&self, per_second: f64) -> Candidate {
-        let mut scenario = (*self.scenario).clone();
-        scenario.workload.rate = Rate { per_second };
-        Candidate { scenario: Arc::new(scenario), plan: self.plan.clone() }
+    /// The same with every open-loop rate scaled by `factor`.
+    fn with_rates_scaled(&self, factor: f64) -> Candidate {
+        let mut scenario = self.scenario().clone();
+        scale_rates(&mut scenario, factor);
+        self.with_scenario(scenario, self.plan.clone())
     }
 }
 
@@ -202,9 +226,8 @@ impl Search<'_> {
             return false;
         }
         self.runs += 1;
-        let options =
-            RunOptions { keep_records: false, wall_limit: Some(self.options.wall_limit), check_determinism: false };
-        let report = run_plan(&candidate.scenario, candidate.plan.clone(), options);
+        let options = RunOptions { wall_limit: Some(self.options.wall_limit), ..RunOptions::default() };
+        let report = run_plan(&candidate.loaded, candidate.plan.clone(), options);
         let fails = report.violation_counts.contains_key(&self.invariant);
         if fails {
             self.best = candidate;
@@ -251,7 +274,7 @@ impl Search<'_> {
     /// `liveness` to judge (as scenario validation requires), so the written
     /// file stays valid.
     fn rate_floor(&self) -> f64 {
-        let scenario = &self.best.scenario;
+        let scenario = self.best.scenario();
         if scenario.check.invariants.iter().any(|i| i == "liveness") {
             5.0 / (scenario.heal.0 - scenario.check.recover_within.0).as_secs_f64().max(1e-3)
         } else {
@@ -260,9 +283,11 @@ impl Search<'_> {
     }
 
     fn clients(&mut self) {
-        while self.best.scenario.workload.clients > 1 && self.exhausted().is_none() {
-            let clients = self.best.scenario.workload.clients;
-            let per_client = self.best.scenario.workload.rate.per_second / f64::from(clients);
+        while self.best.scenario().workload.clients > 1 && self.exhausted().is_none() {
+            let clients = self.best.scenario().workload.clients;
+            // A closed loop has no rate to keep above the floor.
+            let rate = self.best.scenario().workload.rate_at(Dur::ZERO).unwrap_or(f64::INFINITY);
+            let per_client = rate / f64::from(clients);
             let floor = self.rate_floor();
             let allowed = |n: u32| per_client * f64::from(n) >= floor;
             let halved = allowed(clients / 2) && self.attempt(self.best.with_clients(clients / 2), "clients");
@@ -281,12 +306,12 @@ impl Search<'_> {
         let last = self.best.plan.faults.iter().map(|f| f.until.unwrap_or(f.at)).max();
         if let Some(last) = last {
             let end = Dur(Duration::from_secs(last.0.as_secs() + 2));
-            if end < self.best.scenario.duration {
+            if end < self.best.scenario().duration {
                 self.attempt(self.best.with_duration(end), "duration");
             }
         }
         loop {
-            let half = Dur(self.best.scenario.duration.0 / 2);
+            let half = Dur(self.best.scenario().duration.0 / 2);
             if half < Dur::from_secs(1) || !self.attempt(self.best.with_duration(half), "duration") {
                 return;
             }
@@ -296,8 +321,8 @@ impl Search<'_> {
     fn rate(&mut self) {
         let floor = self.rate_floor();
         loop {
-            let half = self.best.scenario.workload.rate.per_second / 2.0;
-            if half < floor || !self.attempt(self.best.with_rate(half), "rate") {
+            let Some(rate) = self.best.scenario().workload.rate_at(Dur::ZERO) else { return };
+            if rate / 2.0 < floor || !self.attempt(self.best.with_rates_scaled(0.5), "rate") {
                 return;
             }
         }
@@ -333,9 +358,9 @@ pub fn first_violated(report: &RunReport) -> Option<String> {
     report.violation_counts.keys().next().cloned()
 }
 
-/// Shrinks seed `seed` of `scenario`.
+/// Shrinks seed `seed` of `loaded`.
 pub fn shrink(
-    scenario: &Arc<Scenario>,
+    loaded: &Arc<Loaded>,
     seed: u64,
     options: &ShrinkOptions,
     progress: &mut dyn FnMut(&Progress),
@@ -343,11 +368,11 @@ pub fn shrink(
     // The search's own wall clock: outside any simulation.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
+    let scenario = &loaded.scenario;
     let plan = Plan::expand(scenario, seed);
-    let original = Candidate { scenario: Arc::clone(scenario), plan };
-    let run_options =
-        RunOptions { keep_records: false, wall_limit: Some(options.wall_limit), check_determinism: false };
-    let report = run_plan(scenario, original.plan.clone(), run_options);
+    let original = Candidate { loaded: Arc::clone(loaded), plan };
+    let run_options = RunOptions { wall_limit: Some(options.wall_limit), ..RunOptions::default() };
+    let report = run_plan(loaded, original.plan.clone(), run_options);
     let invariant = match &options.invariant {
         Some(name) if report.violation_counts.contains_key(name) => name.clone(),
         Some(name) => {
@@ -482,7 +507,7 @@ fn hosts(list: &[String]) -> String {
 /// Writes `candidate` as a standalone scenario file pinned to its seed, with
 /// explicit faults only. `header` lines become comments at the top.
 pub fn to_toml(candidate: &Candidate, expect: &Expect, header: &[String]) -> String {
-    let s = &candidate.scenario;
+    let s = candidate.scenario();
     let mut out = String::new();
     for line in header {
         out.push_str(&format!("# {line}\n"));
@@ -509,59 +534,92 @@ pub fn to_toml(candidate: &Candidate, expect: &Expect, header: &[String]) -> Str
         let knobs = toml::to_string(&s.knobs).expect("a TOML table serializes");
         out.push_str(&format!("\n[knobs]\n{knobs}"));
     }
-    out.push_str(&format!(
-        "\n[workload]\nclients = {}\nrate = \"{}/s\"\narrival = \"{}\"\ndeadline = {:?}\n",
-        s.workload.clients,
-        s.workload.rate.per_second,
-        s.workload.arrival,
-        exact(s.workload.deadline)
-    ));
+    out.push_str(&workload_toml(s));
     for fault in &candidate.plan.faults {
-        // A zero-length fault: a crash that short is a bounce; a link fault does nothing.
-        let zero = fault.until.is_some_and(|u| u <= fault.at);
-        let fault = &match (&fault.action, zero) {
-            (Action::Crash { hosts }, true) => {
-                PlannedFault { action: Action::Restart { hosts: hosts.clone() }, until: None, ..fault.clone() }
+        out.push_str(&fault_toml(fault, candidate.plan.heal_at));
+    }
+    out.push_str(&check_toml(s, expect));
+    out
+}
+
+fn workload_toml(s: &Scenario) -> String {
+    let mut out = format!("\n[workload]\nclients = {}\n", s.workload.clients);
+    match &s.workload.load {
+        Load::Open { rate, arrival, stages } => {
+            out.push_str(&format!("rate = \"{}/s\"\narrival = \"{arrival}\"\n", rate.per_second));
+            if !stages.is_empty() {
+                let shown: Vec<String> = stages
+                    .iter()
+                    .map(|stage| {
+                        format!("{{ duration = {:?}, target = \"{}/s\" }}", exact(stage.duration), stage.target.per_second)
+                    })
+                    .collect();
+                out.push_str(&format!("stages = [{}]\n", shown.join(", ")));
             }
-            (_, true) => continue,
-            _ => fault.clone(),
-        };
-        out.push_str(&format!("\n[[fault]]\n# {} in the original plan\n", fault.origin));
-        out.push_str(&format!("kind = {:?}\nat = {:?}\n", fault.action.kind(), exact(fault.at)));
-        let length = fault.until.filter(|u| *u < candidate.plan.heal_at).map(|u| Dur(u.0 - fault.at.0));
-        match &fault.action {
-            Action::Partition { a, b, oneway } => {
-                out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b)));
-                if *oneway {
-                    out.push_str("oneway = true\n");
-                }
-            }
-            Action::Latency { a, b, latency } => {
-                out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b)));
-                out.push_str(&format!("latency = \"{}..{}\"\n", exact(latency.min), exact(latency.max)));
-            }
-            Action::Loss { a, b, rate } => {
-                out.push_str(&format!("between = [{}, {}]\nrate = {rate}\n", hosts(a), hosts(b)))
-            }
-            Action::Clog { a, b } => out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b))),
-            Action::Crash { hosts: list } => {
-                out.push_str(&format!("hosts = {}\n", hosts(list)));
-                if let Some(length) = length {
-                    out.push_str(&format!("restart_after = {:?}\n", exact(length)));
-                }
-            }
-            Action::Restart { hosts: list } => out.push_str(&format!("hosts = {}\n", hosts(list))),
         }
-        if let (Some(length), false) = (length, matches!(fault.action, Action::Crash { .. } | Action::Restart { .. })) {
-            out.push_str(&format!("for = {:?}\n", exact(length)));
+        Load::Closed { think } => {
+            out.push_str(&format!("mode = \"closed\"\nthink = \"{}..{}\"\n", exact(think.min), exact(think.max)));
         }
     }
+    out.push_str(&format!("deadline = {:?}\n", exact(s.workload.deadline)));
+    out
+}
+
+/// One `[[fault]]` table; nothing for a zero-length link fault (it does
+/// nothing), and a restart for a zero-length crash (a bounce).
+fn fault_toml(fault: &PlannedFault, heal_at: Dur) -> String {
+    let zero = fault.until.is_some_and(|u| u <= fault.at);
+    let fault = &match (&fault.action, zero) {
+        (Action::Crash { hosts }, true) => {
+            PlannedFault { action: Action::Restart { hosts: hosts.clone() }, until: None, ..fault.clone() }
+        }
+        (_, true) => return String::new(),
+        _ => fault.clone(),
+    };
+    let mut out = format!("\n[[fault]]\n# {} in the original plan\n", fault.origin);
+    out.push_str(&format!("kind = {:?}\nat = {:?}\n", fault.action.kind(), exact(fault.at)));
+    let length = fault.until.filter(|u| *u < heal_at).map(|u| Dur(u.0 - fault.at.0));
+    match &fault.action {
+        Action::Partition { a, b, oneway } => {
+            out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b)));
+            if *oneway {
+                out.push_str("oneway = true\n");
+            }
+        }
+        Action::Latency { a, b, latency } => {
+            out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b)));
+            out.push_str(&format!("latency = \"{}..{}\"\n", exact(latency.min), exact(latency.max)));
+        }
+        Action::Loss { a, b, rate } => out.push_str(&format!("between = [{}, {}]\nrate = {rate}\n", hosts(a), hosts(b))),
+        Action::Clog { a, b } => out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b))),
+        Action::Crash { hosts: list } => {
+            out.push_str(&format!("hosts = {}\n", hosts(list)));
+            if let Some(length) = length {
+                out.push_str(&format!("restart_after = {:?}\n", exact(length)));
+            }
+        }
+        Action::Restart { hosts: list } => out.push_str(&format!("hosts = {}\n", hosts(list))),
+    }
+    if let (Some(length), false) = (length, matches!(fault.action, Action::Crash { .. } | Action::Restart { .. })) {
+        out.push_str(&format!("for = {:?}\n", exact(length)));
+    }
+    out
+}
+
+fn check_toml(s: &Scenario, expect: &Expect) -> String {
     let invariants: Vec<String> = s.check.invariants.iter().map(|i| quote(i)).collect();
-    out.push_str(&format!(
-        "\n[check]\ninvariants = [{}]\nexpect = \"{expect}\"\nrecover_within = {:?}\n",
+    let expect = match expect {
+        Expect::Pass => quote("pass"),
+        Expect::Violations(names) => {
+            let quoted: Vec<String> = names.iter().map(|n| quote(&format!("violation:{n}"))).collect();
+            format!("[{}]", quoted.join(", "))
+        }
+    };
+    let mut out = format!(
+        "\n[check]\ninvariants = [{}]\nexpect = {expect}\nrecover_within = {:?}\n",
         invariants.join(", "),
         exact(s.check.recover_within)
-    ));
+    );
     let probe = s.metrics.probe_interval.map_or("0s".to_string(), exact);
     out.push_str(&format!(
         "\n[metrics]\nprobe_interval = {probe:?}\nprobe_threshold = {}\nprobe_up = \"{}\"\nwindow = {:?}\nup_ratio = {}\n",

@@ -10,8 +10,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 
-use crate::plan::{Action, Plan, PlannedFault};
-use crate::scenario::{Scenario, PROBE_HOST};
+use crate::fault::{Action, PlannedFault};
+use crate::plan::Plan;
+use crate::registry::Loaded;
+use crate::scenario::{Load, Scenario, PROBE_HOST};
 use crate::units::{Dur, DurRange, Rate};
 
 fn ms(value: u64) -> Dur {
@@ -74,14 +76,14 @@ pub fn fault(scenario: &Scenario, targets: Option<&[&str]>) -> impl Strategy<Val
 }
 
 /// A plan of up to `faults_max` random faults for `scenario`, with a random seed.
-pub fn plans(scenario: Arc<Scenario>, faults_max: usize) -> impl Strategy<Value = Plan> {
+pub fn plans(scenario: &Scenario, faults_max: usize) -> impl Strategy<Value = Plan> {
     plans_on(scenario, None, faults_max)
 }
 
 /// Like [`plans`], with every fault involving one of `targets` (see [`fault`]).
-pub fn plans_on(scenario: Arc<Scenario>, targets: Option<&[&str]>, faults_max: usize) -> impl Strategy<Value = Plan> {
+pub fn plans_on(scenario: &Scenario, targets: Option<&[&str]>, faults_max: usize) -> impl Strategy<Value = Plan> {
     let heal_at = scenario.duration;
-    (any::<u64>(), proptest::collection::vec(fault(&scenario, targets), 0..=faults_max)).prop_map(
+    (any::<u64>(), proptest::collection::vec(fault(scenario, targets), 0..=faults_max)).prop_map(
         move |(seed, mut faults)| {
             faults.sort_by_key(|f| f.at);
             for (id, fault) in faults.iter_mut().enumerate() {
@@ -92,24 +94,27 @@ pub fn plans_on(scenario: Arc<Scenario>, targets: Option<&[&str]>, faults_max: u
     )
 }
 
-/// The same scenario with a random workload: 1 to `clients_max` clients and
-/// a total rate between `rate_min` and `rate_max` per second.
+/// The same open-loop scenario with a random workload: 1 to `clients_max`
+/// clients and a constant total rate between `rate_min` and `rate_max` per second.
 pub fn workloads(
-    scenario: Arc<Scenario>,
+    loaded: Arc<Loaded>,
     clients_max: u32,
     rate_min: f64,
     rate_max: f64,
-) -> impl Strategy<Value = Arc<Scenario>> {
+) -> impl Strategy<Value = Arc<Loaded>> {
     assert!(clients_max >= 1 && rate_min > 0.0 && rate_max >= rate_min, "a valid workload range");
     (1..=clients_max, rate_min..=rate_max).prop_map(move |(clients, rate)| {
-        let mut changed = (*scenario).clone();
+        let mut changed = loaded.scenario.clone();
         changed.workload.clients = clients;
-        changed.workload.rate = Rate { per_second: rate };
+        if let Load::Open { rate: total, stages, .. } = &mut changed.workload.load {
+            *total = Rate { per_second: rate };
+            stages.clear();
+        }
         changed.hosts = changed.system_hosts.clone();
         changed.hosts.extend((0..clients).map(crate::scenario::client_host));
-        if scenario.hosts.iter().any(|h| h == PROBE_HOST) {
+        if loaded.scenario.hosts.iter().any(|h| h == PROBE_HOST) {
             changed.hosts.push(PROBE_HOST.to_string());
         }
-        Arc::new(changed)
+        Arc::new(loaded.with_scenario(changed))
     })
 }

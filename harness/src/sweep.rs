@@ -2,9 +2,10 @@
 //!
 //! Each worker thread builds its own simulations (a `Sim` is not `Send`); a
 //! seed that panics or hangs becomes a failed report for that seed and the
-//! sweep goes on. A scenario passes when no seed failed, its expected
-//! violation (if any) was found by some seed, and every `reached` event was
-//! reported by some seed.
+//! sweep goes on. A scenario passes when no seed failed, each of its expected
+//! violations (if any) was found by some seed, and every `reached` event was
+//! reported by some seed; it is unjudged when nothing failed but some seed
+//! could not be judged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -13,8 +14,10 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::run::{run_seed, RunOptions, RunReport, SeedOutcome};
-use crate::scenario::{Expect, Scenario};
+use crate::drive::{run_seed, RunOptions};
+use crate::judge::{RunReport, SeedOutcome};
+use crate::registry::Loaded;
+use crate::scenario::Scenario;
 use crate::stats::{summarize, Summary};
 
 /// Which seeds to run.
@@ -45,11 +48,22 @@ impl Seeds {
 }
 
 /// A scenario's verdict over its seeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Passed,
+    Failed,
+    /// Nothing failed, but some seed had a check that could not judge.
+    Unjudged,
+}
+
+/// A scenario's verdict over its seeds.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScenarioResult {
     pub file: String,
     pub name: String,
     pub expect: String,
+    pub verdict: Verdict,
     pub passed: bool,
     /// Why it failed, one line each.
     pub reasons: Vec<String>,
@@ -67,7 +81,11 @@ impl ScenarioResult {
     }
 
     pub fn failed_seeds(&self) -> impl Iterator<Item = &RunReport> {
-        self.reports.iter().filter(|r| matches!(r.outcome, SeedOutcome::Failed { .. }))
+        self.reports.iter().filter(|r| r.outcome.failed())
+    }
+
+    pub fn unjudged_seeds(&self) -> impl Iterator<Item = &RunReport> {
+        self.reports.iter().filter(|r| matches!(r.outcome, SeedOutcome::Unjudged { .. }))
     }
 
     pub fn found_seeds(&self) -> impl Iterator<Item = &RunReport> {
@@ -75,18 +93,27 @@ impl ScenarioResult {
     }
 }
 
+/// "1 seed", "2 seeds".
+pub fn seeds_noun(count: usize) -> String {
+    if count == 1 {
+        "1 seed".into()
+    } else {
+        format!("{count} seeds")
+    }
+}
+
 /// Judges a scenario from its seeds' reports. Pure.
 pub fn judge_scenario(scenario: &Scenario, reports: Vec<RunReport>) -> ScenarioResult {
     let mut reasons = Vec::new();
-    let failed = reports.iter().filter(|r| matches!(r.outcome, SeedOutcome::Failed { .. })).count();
+    let failed = reports.iter().filter(|r| r.outcome.failed()).count();
     if failed > 0 {
-        reasons.push(format!("{failed} of {} seeds failed", reports.len()));
+        reasons.push(format!("{failed} of {} failed", seeds_noun(reports.len())));
     }
-    if let Expect::Violation(name) = &scenario.check.expect {
-        if !reports.iter().any(|r| r.outcome == SeedOutcome::FoundExpected) {
+    for name in scenario.check.expect.violations() {
+        if !reports.iter().any(|r| r.violation_counts.contains_key(name) && !r.outcome.failed()) {
             reasons.push(format!(
-                "expected a violation of {name}, but none of {} seeds found it (did the flaw get fixed, or the checker stop finding it?)",
-                reports.len()
+                "expected a violation of {name}, but none of {} found it (did the flaw get fixed, or the checker stop finding it?)",
+                seeds_noun(reports.len())
             ));
         }
     }
@@ -97,11 +124,20 @@ pub fn judge_scenario(scenario: &Scenario, reports: Vec<RunReport>) -> ScenarioR
         }
     }
     let (figures, slo_met) = figures(&reports);
+    let unjudged = reports.iter().any(|r| matches!(r.outcome, SeedOutcome::Unjudged { .. }));
+    let verdict = if !reasons.is_empty() {
+        Verdict::Failed
+    } else if unjudged {
+        Verdict::Unjudged
+    } else {
+        Verdict::Passed
+    };
     ScenarioResult {
         file: scenario.file.clone(),
         name: scenario.name.clone(),
         expect: scenario.check.expect.to_string(),
-        passed: reasons.is_empty(),
+        verdict,
+        passed: verdict == Verdict::Passed,
         reasons,
         figures,
         slo_met,
@@ -160,7 +196,7 @@ fn figures(reports: &[RunReport]) -> Figures {
 /// Runs every (scenario, seed) pair on `jobs` threads and judges each scenario.
 /// `progress` is called once per finished run, from worker threads.
 pub fn sweep(
-    scenarios: &[Arc<Scenario>],
+    scenarios: &[Arc<Loaded>],
     seeds: &Seeds,
     jobs: usize,
     options: RunOptions,
@@ -169,7 +205,7 @@ pub fn sweep(
     let work: Vec<(usize, u64)> = scenarios
         .iter()
         .enumerate()
-        .flat_map(|(index, scenario)| seeds.for_scenario(scenario).into_iter().map(move |seed| (index, seed)))
+        .flat_map(|(index, loaded)| seeds.for_scenario(&loaded.scenario).into_iter().map(move |seed| (index, seed)))
         .collect();
     let results: Vec<Mutex<Option<RunReport>>> = work.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -189,5 +225,5 @@ pub fn sweep(
         let report = slot.into_inner().expect("no poisoned result").expect("every job ran");
         per_scenario[*scenario].push(report);
     }
-    scenarios.iter().zip(per_scenario).map(|(scenario, reports)| judge_scenario(scenario, reports)).collect()
+    scenarios.iter().zip(per_scenario).map(|(loaded, reports)| judge_scenario(&loaded.scenario, reports)).collect()
 }

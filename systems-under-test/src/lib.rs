@@ -2,6 +2,11 @@
 //! over turmoil's simulated network, plugged into the harness through its
 //! `System` trait; `registry()` lists them for the CLI and the tests.
 //!
+//! Every system is a folder of one shape: `mod.rs` (the doc and the `System`
+//! impl), `knobs.rs`, `protocol.rs` (operations, messages, typed events), a
+//! file per host role, and `checks.rs` (pure: no tokio, no turmoil; a test
+//! holds them to it). Service code that systems share lives once in `kit/`.
+//!
 //! Systems never touch `Sim`, fault functions, wall clocks or unseeded
 //! randomness: time comes from `tokio::time`, randomness from the RNG the
 //! harness hands each host.
@@ -10,21 +15,41 @@
 #[cfg(not(tokio_unstable))]
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
-pub mod breaker;
-pub mod cache;
 pub mod calibration;
 pub mod echo;
+pub mod kit;
 pub mod theory;
-pub mod wire;
 
-use faultline_harness::Registry;
+use faultline_harness::{Registry, SystemEntry};
 
 /// Every system this crate provides, by name.
 pub fn registry() -> Registry {
-    let mut registry = Registry::new();
-    registry.register(breaker::entry());
-    registry.register(cache::entry());
-    registry.register(calibration::entry());
-    registry.register(echo::entry());
-    registry
+    Registry::new().with(SystemEntry::of::<calibration::Calibration>()).with(SystemEntry::of::<echo::Echo>())
+}
+
+#[cfg(test)]
+mod shape {
+    /// Every system's checkers are pure: `checks.rs` names neither tokio nor turmoil.
+    #[test]
+    fn checkers_import_neither_tokio_nor_turmoil() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&src).expect("the systems' src folder") {
+            let folder = entry.expect("an entry").path();
+            let checks = folder.join("checks.rs");
+            if !folder.is_dir() || folder.ends_with("kit") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&checks)
+                .unwrap_or_else(|_| panic!("{} has no checks.rs: every system folder has one", folder.display()));
+            for forbidden in ["tokio", "turmoil"] {
+                assert!(!text.contains(forbidden), "{} names {forbidden}: checkers must be pure", checks.display());
+            }
+            for part in ["mod.rs", "knobs.rs", "protocol.rs"] {
+                assert!(folder.join(part).exists(), "{} has no {part}", folder.display());
+            }
+            checked += 1;
+        }
+        assert!(checked >= 2, "only {checked} system folders found");
+    }
 }

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_harness::run::RunOptions;
-use faultline_harness::scenario;
+use faultline_harness::drive::RunOptions;
+use faultline_harness::registry;
 use faultline_harness::stats::{summarize, Summary};
 use faultline_harness::sweep::{sweep, Seeds};
-use faultline_harness::{InputError, RunReport, Scenario};
+use faultline_harness::{InputError, Loaded, RunReport};
 
 /// How much simulated time the checks spend.
 #[derive(Clone, Copy, Debug)]
@@ -54,12 +54,12 @@ pub fn run_all(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
     Ok(checks)
 }
 
-fn load(name: &str, source: &str) -> Result<Arc<Scenario>, InputError> {
-    scenario::parse(name, source, &crate::registry()).map(Arc::new)
+fn load(name: &str, source: &str) -> Result<Arc<Loaded>, InputError> {
+    registry::parse(name, source, &crate::registry()).map(Arc::new)
 }
 
-fn runs(scenario: &Arc<Scenario>, scale: Scale, jobs: usize, keep_records: bool) -> Vec<RunReport> {
-    let options = RunOptions { keep_records, wall_limit: Some(Duration::from_secs(1800)), check_determinism: false };
+fn runs(scenario: &Arc<Loaded>, scale: Scale, jobs: usize) -> Vec<RunReport> {
+    let options = RunOptions { wall_limit: Some(Duration::from_secs(1800)), ..RunOptions::default() };
     let mut results = sweep(std::slice::from_ref(scenario), &Seeds::Count(scale.seeds), jobs, options, &|_| {});
     let result = results.remove(0);
     for report in &result.reports {
@@ -117,7 +117,7 @@ fn availability(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
          [metrics]\nprobe_interval = \"5ms\"\n"
     );
     let scenario = load("theory/availability.toml", &source)?;
-    let reports = runs(&scenario, scale, jobs, false);
+    let reports = runs(&scenario, scale, jobs);
     let figure = |f: &dyn Fn(&RunReport) -> f64| reports.iter().map(f).collect::<Vec<f64>>();
     let parameters = format!("MTBF {mtbf}s, MTTR {mttr}s, exponential; probe every 5ms");
     Ok(vec![
@@ -149,17 +149,9 @@ fn availability(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
 }
 
 /// The queue server's own time-average number in the system (L), from its
-/// last `calibration.load` report.
+/// last load report (the calibration system's `server_load` figure).
 fn server_load(report: &RunReport) -> f64 {
-    let last = report
-        .timeline
-        .iter()
-        .rev()
-        .find(|e| e.kind == "calibration.load")
-        .expect("the queue server reports its load every second");
-    let mut parts = last.detail.split_whitespace().map(|p| p.parse::<f64>().expect("numbers"));
-    let (area, covered) = (parts.next().expect("area"), parts.next().expect("time"));
-    area / covered
+    *report.system_figures.get("server_load").expect("the queue server reports its load every second")
 }
 
 /// 2. M/M/1: mean time in system, and Little's law in every run.
@@ -174,7 +166,7 @@ fn mm1(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
          [check]\ninvariants = [\"fifo\"]\n[metrics]\nprobe_interval = \"500ms\"\n"
     );
     let scenario = load("theory/mm1.toml", &source)?;
-    let reports = runs(&scenario, scale, jobs, true);
+    let reports = runs(&scenario, scale, jobs);
     // The server's time in system: the client's, less the network round trip
     // that the probe (a ping of the same shape, without the queue) measures.
     let in_system = |r: &RunReport| {
@@ -225,7 +217,7 @@ fn mm1k(scale: Scale, jobs: usize) -> Result<Check, InputError> {
          [check]\ninvariants = [\"fifo\"]\n[metrics]\nprobe_interval = \"0s\"\n"
     );
     let scenario = load("theory/mm1k.toml", &source)?;
-    let reports = runs(&scenario, scale, jobs, false);
+    let reports = runs(&scenario, scale, jobs);
     let rho: f64 = lambda / mu;
     let blocking = rho.powi(k) * (1.0 - rho) / (1.0 - rho.powi(k + 1));
     Ok(setup.check(
@@ -249,7 +241,7 @@ fn retries(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
          [workload]\nrate = \"20/s\"\ndeadline = \"1s\"\n[check]\ninvariants = []\n[metrics]\nprobe_interval = \"0s\"\n"
     );
     let scenario = load("theory/retries.toml", &source)?;
-    let reports = runs(&scenario, scale, jobs, false);
+    let reports = runs(&scenario, scale, jobs);
     let parameters = format!("p {p}, r {r}");
     let attempts = |report: &RunReport| {
         *report.reached.get("calibration.attempt").unwrap_or(&0) as f64 / report.metrics.requests as f64
@@ -287,7 +279,7 @@ fn replicas(scale: Scale, jobs: usize) -> Result<Check, InputError> {
          [check]\ninvariants = [\"liveness\"]\n[metrics]\nprobe_interval = \"0s\"\n"
     );
     let scenario = load("theory/replicas.toml", &source)?;
-    let reports = runs(&scenario, scale, jobs, false);
+    let reports = runs(&scenario, scale, jobs);
     let q: f64 = mttr / (mtbf + mttr);
     Ok(setup.check(
         "any-replica read availability",

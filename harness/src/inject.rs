@@ -1,16 +1,19 @@
-//! Applies a plan's fault starts and ends to a turmoil `Sim`, between steps.
+//! Applies a plan's fault starts and ends, and the system's pool requests, to
+//! a turmoil `Sim`, between steps.
 //!
 //! Faults may overlap (two partitions over one link, a crash inside a crash),
 //! so this keeps the set of active faults and derives every link's and host's
 //! state from it: a link is partitioned while any active partition covers it,
-//! a host is down while any active crash covers it. Only changes reach turmoil.
-//! It knows nothing about the system under test.
+//! a host is down while any active crash covers it or the system has stopped
+//! it. Only changes reach turmoil. It knows nothing about the system under
+//! test: what it did comes back as [`Happening`]s for the trace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use turmoil::Sim;
 
-use crate::plan::{Action, PlannedFault};
+use crate::fault::{Action, PlannedFault};
+use crate::history::Happening;
 use crate::units::DurRange;
 
 /// A link between two hosts, by name, lower name first.
@@ -35,10 +38,12 @@ pub struct FaultState {
     links: BTreeMap<Pair, LinkState>,
     /// Active crash faults per host.
     down: BTreeMap<String, u32>,
+    /// Hosts of the system's pool that it has stopped (or never started).
+    stopped: BTreeSet<String>,
 }
 
-/// What a change did, for the trace: (event kind, detail).
-pub type Applied = Vec<(&'static str, String)>;
+/// What a change did, for the trace.
+pub type Applied<E> = Vec<Happening<E>>;
 
 fn pair(a: &str, b: &str) -> Pair {
     if a < b {
@@ -64,7 +69,13 @@ fn pairs(a: &[String], b: &[String]) -> Vec<Pair> {
 
 impl FaultState {
     pub fn new(base_latency: DurRange) -> FaultState {
-        FaultState { base_latency, active: BTreeMap::new(), links: BTreeMap::new(), down: BTreeMap::new() }
+        FaultState {
+            base_latency,
+            active: BTreeMap::new(),
+            links: BTreeMap::new(),
+            down: BTreeMap::new(),
+            stopped: BTreeSet::new(),
+        }
     }
 
     fn healthy(&self) -> LinkState {
@@ -99,28 +110,33 @@ impl FaultState {
         state
     }
 
+    /// Is `host`'s software running (no crash covers it, the pool has not stopped it)?
+    fn running(&self, host: &str) -> bool {
+        self.down.get(host).copied().unwrap_or(0) == 0 && !self.stopped.contains(host)
+    }
+
     /// Starts fault `index` of the plan.
-    pub fn start(&mut self, sim: &mut Sim<'_>, index: usize, fault: &PlannedFault) -> Applied {
-        let mut applied = vec![("fault.start", fault.to_string())];
+    pub fn start<E>(&mut self, sim: &mut Sim<'_>, index: usize, fault: &PlannedFault) -> Applied<E> {
+        let mut applied = vec![Happening::FaultStart { fault: fault.id, what: fault.to_string() }];
         match &fault.action {
             Action::Crash { hosts } => {
                 for host in hosts {
-                    let count = self.down.entry(host.clone()).or_insert(0);
-                    *count += 1;
-                    if *count == 1 {
+                    let was_running = self.running(host);
+                    *self.down.entry(host.clone()).or_insert(0) += 1;
+                    if was_running {
                         sim.crash(host.as_str());
-                        applied.push(("host.crash", host.clone()));
+                        applied.push(Happening::HostCrash { host: host.clone() });
                     }
                 }
                 self.active.insert(index, fault.clone());
             }
             Action::Restart { hosts } => {
                 for host in hosts {
-                    if self.down.get(host).copied().unwrap_or(0) == 0 {
+                    if self.running(host) {
                         sim.bounce(host.as_str());
-                        applied.push(("host.restart", host.clone()));
+                        applied.push(Happening::HostRestart { host: host.clone() });
                     } else {
-                        applied.push(("host.restart.skipped", format!("{host} is down")));
+                        applied.push(Happening::HostRestartSkipped { host: host.clone() });
                     }
                 }
             }
@@ -137,20 +153,20 @@ impl FaultState {
     }
 
     /// Ends fault `index`.
-    pub fn end(&mut self, sim: &mut Sim<'_>, index: usize) -> Applied {
+    pub fn end<E>(&mut self, sim: &mut Sim<'_>, index: usize) -> Applied<E> {
         let Some(fault) = self.active.remove(&index) else {
             return Vec::new();
         };
-        let mut applied = vec![("fault.end", fault.to_string())];
+        let mut applied = vec![Happening::FaultEnd { fault: fault.id, what: fault.to_string() }];
         match &fault.action {
             Action::Crash { hosts } => {
                 for host in hosts {
                     let count = self.down.get_mut(host).expect("a crashed host has a down count");
                     assert!(*count > 0, "down count underflow for {host}");
                     *count -= 1;
-                    if *count == 0 {
+                    if self.running(host) {
                         sim.bounce(host.as_str());
-                        applied.push(("host.restart", host.clone()));
+                        applied.push(Happening::HostRestart { host: host.clone() });
                     }
                 }
             }
@@ -166,7 +182,33 @@ impl FaultState {
         applied
     }
 
-    /// True when no fault is active: every link healthy and every host up.
+    /// Stops a host of the system's pool (a no-op if it is stopped already).
+    /// A host a crash holds down is only marked: it stays down when the crash ends.
+    pub fn pool_stop<E>(&mut self, sim: &mut Sim<'_>, host: &str) -> Applied<E> {
+        let was_running = self.running(host);
+        if !self.stopped.insert(host.to_string()) {
+            return Vec::new();
+        }
+        if was_running {
+            sim.crash(host);
+        }
+        vec![Happening::PoolStop { host: host.to_string() }]
+    }
+
+    /// Starts a host of the system's pool (a no-op if the pool has it up). A
+    /// host a crash holds down starts when the crash ends.
+    pub fn pool_start<E>(&mut self, sim: &mut Sim<'_>, host: &str) -> Applied<E> {
+        if !self.stopped.remove(host) {
+            return Vec::new();
+        }
+        if self.running(host) {
+            sim.bounce(host);
+        }
+        vec![Happening::PoolStart { host: host.to_string() }]
+    }
+
+    /// True when no fault is active: every link healthy and every host a
+    /// fault touched up again.
     pub fn is_healed(&self) -> bool {
         let healthy = self.healthy();
         self.active.is_empty() && self.down.values().all(|&c| c == 0) && self.links.values().all(|l| *l == healthy)

@@ -1,0 +1,135 @@
+//! A fault resolved to concrete hosts and times: plain data shared by the
+//! planner (which makes them), the injector (which applies them to turmoil),
+//! recordings (which keep them) and checkers (which read them).
+//!
+//! Nothing here draws randomness, runs a simulation or knows a system.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::Nanos;
+use crate::units::{Dur, DurRange};
+
+/// One fault of a plan, at a concrete time, on concrete hosts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedFault {
+    pub id: u32,
+    /// Where it came from: "fault[2]" (the third `[[fault]]`) or "chaos.crash".
+    pub origin: String,
+    pub at: Dur,
+    /// When it ends (at the latest the heal phase); `None` for an instantaneous restart.
+    pub until: Option<Dur>,
+    pub action: Action,
+}
+
+impl PlannedFault {
+    /// Its start, in nanoseconds since the run started.
+    pub fn start(&self) -> Nanos {
+        self.at.as_nanos()
+    }
+
+    /// Its end in nanoseconds (the start for an instantaneous restart).
+    pub fn end(&self) -> Nanos {
+        self.until.map_or(self.start(), Dur::as_nanos)
+    }
+
+    /// Does it act on `host` (a crash or restart of it, or a link fault with
+    /// it on either side)?
+    pub fn touches(&self, host: &str) -> bool {
+        match &self.action {
+            Action::Crash { hosts } | Action::Restart { hosts } => hosts.iter().any(|h| h == host),
+            Action::Partition { a, b, .. }
+            | Action::Latency { a, b, .. }
+            | Action::Loss { a, b, .. }
+            | Action::Clog { a, b } => a.iter().chain(b).any(|h| h == host),
+        }
+    }
+}
+
+/// A fault resolved to hosts. Link faults act on every link between a host
+/// of `a` and a host of `b` (from `a` to `b` only, for a one-way partition).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Partition { a: Vec<String>, b: Vec<String>, oneway: bool },
+    Latency { a: Vec<String>, b: Vec<String>, latency: DurRange },
+    Loss { a: Vec<String>, b: Vec<String>, rate: f64 },
+    Clog { a: Vec<String>, b: Vec<String> },
+    Crash { hosts: Vec<String> },
+    Restart { hosts: Vec<String> },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Partition { .. } => "partition",
+            Action::Latency { .. } => "latency",
+            Action::Loss { .. } => "loss",
+            Action::Clog { .. } => "clog",
+            Action::Crash { .. } => "crash",
+            Action::Restart { .. } => "restart",
+        }
+    }
+
+    /// The two sides of a link fault; `None` for crashes and restarts.
+    pub fn sides(&self) -> Option<(&[String], &[String])> {
+        match self {
+            Action::Partition { a, b, .. }
+            | Action::Latency { a, b, .. }
+            | Action::Loss { a, b, .. }
+            | Action::Clog { a, b } => Some((a, b)),
+            Action::Crash { .. } | Action::Restart { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let group = |hosts: &[String]| format!("[{}]", hosts.join(", "));
+        match self {
+            Action::Partition { a, b, oneway: false } => write!(f, "partition {} | {}", group(a), group(b)),
+            Action::Partition { a, b, oneway: true } => write!(f, "partition {} -> {}", group(a), group(b)),
+            Action::Latency { a, b, latency } => write!(f, "latency {latency} {} | {}", group(a), group(b)),
+            Action::Loss { a, b, rate } => write!(f, "loss {rate} {} | {}", group(a), group(b)),
+            Action::Clog { a, b } => write!(f, "clog {} | {}", group(a), group(b)),
+            Action::Crash { hosts } => write!(f, "crash {}", group(hosts)),
+            Action::Restart { hosts } => write!(f, "restart {}", group(hosts)),
+        }
+    }
+}
+
+impl fmt::Display for PlannedFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let when = match self.until {
+            Some(until) => format!("{}..{}", self.at, until),
+            None => format!("{}", self.at),
+        };
+        write!(f, "#{:<3} {:<16} {} ({})", self.id, when, self.action, self.origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_touches_the_hosts_it_names_on_either_side() {
+        let fault = PlannedFault {
+            id: 0,
+            origin: "fault[0]".into(),
+            at: Dur::from_secs(1),
+            until: Some(Dur::from_secs(3)),
+            action: Action::Partition { a: vec!["db".into()], b: vec!["app-1".into()], oneway: true },
+        };
+        assert!(fault.touches("db") && fault.touches("app-1") && !fault.touches("cache"));
+        assert_eq!((fault.start(), fault.end()), (1_000_000_000, 3_000_000_000));
+        let restart = PlannedFault {
+            action: Action::Restart { hosts: vec!["db".into()] },
+            until: None,
+            ..fault
+        };
+        assert_eq!(restart.end(), restart.start());
+        assert!(restart.action.sides().is_none());
+    }
+}

@@ -1,0 +1,27 @@
+//! The echo system's knobs and its configured form.
+
+use faultline_harness::units::{Dur, DurRange, Probability};
+use faultline_harness::{InputError, Knobs};
+use serde::{Deserialize, Serialize};
+
+/// The configured echo system (its knobs are its whole state).
+#[derive(Debug, Serialize)]
+pub struct Echo {
+    pub corrupt_rate: f64,
+    pub service_time: DurRange,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EchoKnobs {
+    corrupt_rate: Option<Probability>,
+    service_time: Option<DurRange>,
+}
+
+pub fn configure(knobs: &Knobs<'_>) -> Result<Echo, InputError> {
+    let raw: EchoKnobs = knobs.parse()?;
+    Ok(Echo {
+        corrupt_rate: raw.corrupt_rate.map_or(0.0, |p| p.0),
+        service_time: raw.service_time.unwrap_or(DurRange::fixed(Dur::ZERO)),
+    })
+}
