@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline_harness::run::RunOptions;
-use faultline_harness::scenario::{self, Scenario};
+use faultline_harness::drive::RunOptions;
+use faultline_harness::registry;
 use faultline_harness::sweep::{sweep, Seeds};
-use faultline_harness::{InputError, Registry};
+use faultline_harness::{InputError, Loaded, Registry};
 
 struct Case {
     name: &'static str,
@@ -50,10 +50,11 @@ fn cases() -> Vec<Case> {
 }
 
 /// Simulated seconds per wall second of `seeds` runs on `jobs` threads.
-fn speed(scenario: &Arc<Scenario>, seeds: u64, jobs: usize) -> Result<f64, InputError> {
+fn speed(loaded: &Arc<Loaded>, seeds: u64, jobs: usize) -> Result<f64, InputError> {
+    let scenario = &loaded.scenario;
     let options = RunOptions { wall_limit: Some(Duration::from_secs(300)), ..RunOptions::default() };
     let started = Instant::now();
-    let results = sweep(std::slice::from_ref(scenario), &Seeds::Count(seeds), jobs, options, &|_| {});
+    let results = sweep(std::slice::from_ref(loaded), &Seeds::Count(seeds), jobs, options, &|_| {});
     let wall = started.elapsed();
     if let Some(report) = results[0].reports.iter().find(|r| r.aborted.is_some()) {
         return Err(InputError::new(
@@ -82,7 +83,7 @@ fn peak_memory() -> String {
 pub fn run(registry: &Registry, seeds: u64, jobs: usize) -> Result<(), InputError> {
     let mut loaded = Vec::new();
     for case in cases() {
-        loaded.push((case.name, Arc::new(scenario::parse(&format!("bench: {}", case.name), &case.source, registry)?)));
+        loaded.push((case.name, Arc::new(registry::parse(&format!("bench: {}", case.name), &case.source, registry)?)));
     }
     println!(
         "Simulated seconds per wall second, {seeds} seeds each (22s of simulated time per seed), release build.\n"
@@ -94,7 +95,7 @@ pub fn run(registry: &Registry, seeds: u64, jobs: usize) -> Result<(), InputErro
         let one = speed(scenario, seeds, 1)?;
         let many = speed(scenario, seeds, jobs)?;
         single.push(one);
-        println!("| {name} | {} | {one:.0} | {many:.0} | {:.2}x |", scenario.hosts.len(), many / one);
+        println!("| {name} | {} | {one:.0} | {many:.0} | {:.2}x |", scenario.scenario.hosts.len(), many / one);
     }
     println!("\nRatios from the same run (1 thread):\n");
     println!("| comparison | ratio |");

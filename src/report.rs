@@ -1,15 +1,19 @@
 //! Text output of the CLI: run headers, run summaries, traces, sweep tables
 //! and `faultline list`. Formatting only; every figure comes from the harness.
 
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
+use faultline_harness::judge::{RunReport, SeedOutcome};
 use faultline_harness::plan::{self, Plan};
-use faultline_harness::run::{RunReport, SeedOutcome, VERSIONS};
-use faultline_harness::scenario::{Scenario, CHAOS_KINDS, FAULT_KINDS, SLO_METRICS};
+use faultline_harness::recording::Versions;
+use faultline_harness::scenario::{Expect, Scenario, CHAOS_KINDS, FAULT_KINDS, SLO_METRICS};
+use faultline_harness::shrink::ShrinkResult;
 use faultline_harness::stats::Summary;
-use faultline_harness::sweep::ScenarioResult;
-use faultline_harness::system::HARNESS_INVARIANTS;
-use faultline_harness::Registry;
+use faultline_harness::sweep::{seeds_noun, ScenarioResult, Verdict};
+use faultline_harness::system::LIVENESS;
+use faultline_harness::{InputError, Loaded, Registry};
 
 /// Everything that decides the run, printed before it starts.
 pub fn print_header(command: &str, scenario: &Scenario, plan: &Plan) {
@@ -69,40 +73,7 @@ pub fn print_result(scenario: &Scenario, report: &RunReport) {
         "1s windows of requests: # up, + up with failures, . down"
     };
     println!("  timeline      |{}|  ({legend})", m.timeline);
-    let nines = m.nines.map_or("-".to_string(), |n| format!("{n:.2}"));
-    if m.outages.is_empty() {
-        println!(
-            "  outages       none   (time availability {}, from the {})",
-            percent(m.time_availability),
-            m.time_source
-        );
-    } else {
-        let spans: Vec<String> = m
-            .outages
-            .iter()
-            .take(8)
-            .map(|o| format!("{:.3}s..{:.3}s", o.start_ms / 1000.0, o.end_ms / 1000.0))
-            .collect();
-        let more = if m.outages.len() > 8 { format!(" (+{} more)", m.outages.len() - 8) } else { String::new() };
-        let mtbf = m.mtbf_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
-        println!(
-            "  outages       {} {}{more}   MTTR {:.3}s   MTBF {mtbf}   nines {nines}",
-            m.outages.len(),
-            spans.join(", "),
-            m.mttr_ms / 1000.0
-        );
-    }
-    if m.faults > 0 {
-        let mttd = m.mttd_ms.map_or("- (no detection event)".to_string(), |v| format!("{:.3}s", v / 1000.0));
-        let ttr = m.time_to_recover_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
-        println!(
-            "  faults        {}   detected {}   MTTD {mttd}   ended while down {}   time to recover {ttr}{}",
-            m.faults,
-            m.faults_detected,
-            m.recoveries,
-            if m.unrecovered > 0 { format!("   NOT RECOVERED {}", m.unrecovered) } else { String::new() }
-        );
-    }
+    print_outages(report);
     println!(
         "  load          {:.1} req/s   time in system {:.2}ms   in flight {:.2}",
         m.throughput_per_s, m.time_in_system_mean_ms, m.in_flight_mean
@@ -125,6 +96,44 @@ pub fn print_result(scenario: &Scenario, report: &RunReport) {
     print_verdict(scenario, report);
 }
 
+fn print_outages(report: &RunReport) {
+    let m = &report.metrics;
+    let nines = m.nines.map_or("-".to_string(), |n| format!("{n:.2}"));
+    if m.outages.is_empty() {
+        println!(
+            "  outages       none   (time availability {}, from the {})",
+            percent(m.time_availability),
+            m.time_source
+        );
+    } else {
+        let spans: Vec<String> = m
+            .outages
+            .iter()
+            .take(8)
+            .map(|o| format!("{:.3}s..{:.3}s", o.start_ms / 1000.0, o.end_ms / 1000.0))
+            .collect();
+        let more = if m.outages.len() > 8 { format!(" (and {} more)", m.outages.len() - 8) } else { String::new() };
+        let mtbf = m.mtbf_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
+        println!(
+            "  outages       {} {}{more}   MTTR {:.3}s   MTBF {mtbf}   nines {nines}",
+            m.outages.len(),
+            spans.join(", "),
+            m.mttr_ms / 1000.0
+        );
+    }
+    if m.faults > 0 {
+        let mttd = m.mttd_ms.map_or("- (no detection event)".to_string(), |v| format!("{:.3}s", v / 1000.0));
+        let ttr = m.time_to_recover_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
+        println!(
+            "  faults        {}   detected {}   MTTD {mttd}   ended while down {}   time to recover {ttr}{}",
+            m.faults,
+            m.faults_detected,
+            m.recoveries,
+            if m.unrecovered > 0 { format!("   NOT RECOVERED {}", m.unrecovered) } else { String::new() }
+        );
+    }
+}
+
 fn print_verdict(scenario: &Scenario, report: &RunReport) {
     match &report.outcome {
         SeedOutcome::Passed => println!("verdict: PASSED"),
@@ -135,9 +144,18 @@ fn print_verdict(scenario: &Scenario, report: &RunReport) {
         }
         SeedOutcome::NotFound => {
             println!(
-                "verdict: FAILED (expected {} but seed {} did not show it; `faultline sweep {}` tries the file's {} seeds)",
-                report.expect, report.seed, scenario.file, scenario.seeds
+                "verdict: FAILED (expected {} but seed {} did not show it; `faultline sweep {}` tries the file's {})",
+                report.expect,
+                report.seed,
+                scenario.file,
+                seeds_noun(scenario.seeds as usize)
             );
+        }
+        SeedOutcome::Unjudged { reasons } => {
+            println!("verdict: COULD NOT JUDGE (nothing failed, but a check had too little to go on)");
+            for reason in reasons {
+                println!("  - {reason}");
+            }
         }
         SeedOutcome::Failed { reasons } => {
             println!("verdict: FAILED");
@@ -146,9 +164,10 @@ fn print_verdict(scenario: &Scenario, report: &RunReport) {
             }
             print_violations(report);
             println!("reproduce: {}", report.replay_command());
+            let v = &report.versions;
             println!(
                 "versions: faultline {}, turmoil {}, {}; tick {}ms",
-                VERSIONS.faultline, VERSIONS.turmoil, VERSIONS.rustc, report.tick_ms
+                v.faultline, v.turmoil, v.rustc, report.tick_ms
             );
         }
     }
@@ -159,8 +178,9 @@ fn print_violations(report: &RunReport) {
         println!("    {violation}");
     }
     let total: usize = report.violation_counts.values().sum();
-    if total > 10 {
-        println!("    ... {} more (replay --trace shows the whole run)", total - 10);
+    let shown = report.violations.len().min(10);
+    if total > shown {
+        println!("    ... and {} more (replay --trace shows the whole run)", total - shown);
     }
 }
 
@@ -177,40 +197,63 @@ fn with_ci(summary: Option<&Summary>, scale: f64, unit: &str, decimals: usize) -
     }
 }
 
-pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize) {
+pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize, twice: bool) {
+    print_sweep_table(results);
+    print_system_figures(results);
+    print_failures(results);
+    print_found(results);
+    let runs: usize = results.iter().map(ScenarioResult::seeds).sum();
+    let passed = results.iter().filter(|r| r.passed).count();
+    let unjudged = results.iter().filter(|r| r.verdict == Verdict::Unjudged).count();
+    let unjudged = if unjudged > 0 { format!(", {unjudged} could not be judged") } else { String::new() };
+    println!(
+        "\n{passed} of {} scenarios passed{unjudged}; {runs} runs in {:.1}s on {jobs} threads",
+        results.len(),
+        elapsed.as_secs_f64()
+    );
+    if twice {
+        let differing = results.iter().flat_map(|r| &r.reports).filter(|r| is_nondeterministic(r)).count();
+        println!("determinism: every seed ran twice; {} of {runs} pairs matched record for record", runs - differing);
+    }
+}
+
+fn is_nondeterministic(report: &RunReport) -> bool {
+    matches!(&report.outcome, SeedOutcome::Failed { reasons } if reasons.iter().any(|r| r.starts_with("nondeterministic")))
+}
+
+fn print_sweep_table(results: &[ScenarioResult]) {
     let width = results.iter().map(|r| r.file.len()).max().unwrap_or(8).max(8);
     println!(
         "{:<width$}  {:>5}  {:>4}  {:<29}  {:<25}  {:>8}  {:>6}  result",
         "scenario", "seeds", "fail", "availability [95% CI]", "MTTR [95% CI]", "p99 ms", "SLOs"
     );
-    let mut runs = 0;
     for result in results {
-        runs += result.seeds();
-        let failed = result.failed_seeds().count();
         let found = result.found_seeds().count();
         let availability = with_ci(result.figures.get("availability"), 100.0, "%", 3);
         let mttr = with_ci(result.figures.get("mttr_ms"), 0.001, "s", 3);
         let p99 = result.figures.get("p99_latency_ms").map_or("-".to_string(), |s| format!("{:.2}", s.mean));
         let (met, total) = result.slo_met.values().fold((0, 0), |acc, &(m, t)| (acc.0 + m, acc.1 + t));
         let slos = if total == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * met as f64 / total as f64) };
-        let verdict = if !result.passed {
-            "FAILED".to_string()
-        } else if found > 0 {
-            format!("ok, {} found in {found} seeds", result.expect)
-        } else {
-            "ok".to_string()
+        let verdict = match result.verdict {
+            Verdict::Failed => "FAILED".to_string(),
+            Verdict::Unjudged => "COULD NOT JUDGE".to_string(),
+            Verdict::Passed if found > 0 => format!("ok, {} found in {}", result.expect, seeds_noun(found)),
+            Verdict::Passed => "ok".to_string(),
         };
         println!(
             "{:<width$}  {:>5}  {:>4}  {:<29}  {:<25}  {:>8}  {:>6}  {verdict}",
             result.file,
             result.seeds(),
-            failed,
+            result.failed_seeds().count(),
             availability,
             mttr,
             p99,
             slos,
         );
     }
+}
+
+fn print_system_figures(results: &[ScenarioResult]) {
     let system_rows: Vec<String> = results
         .iter()
         .flat_map(|r| {
@@ -237,64 +280,71 @@ pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize) {
     let slo_rows: Vec<String> = results
         .iter()
         .flat_map(|r| {
-            r.slo_met
-                .iter()
-                .map(move |(metric, (met, total))| format!("  {}: {metric} met in {met} of {total} seeds", r.file))
+            r.slo_met.iter().map(move |(metric, (met, total))| {
+                format!("  {}: {metric} met in {met} of {}", r.file, seeds_noun(*total))
+            })
         })
         .collect();
     if !slo_rows.is_empty() {
-        println!(
-            "
-SLOs:"
-        );
+        println!("\nSLOs:");
         for row in slo_rows {
             println!("{row}");
         }
     }
+}
+
+/// Failing and unjudged scenarios, each failing seed with what failed it
+/// (the violations it was not expected to have) and its replay command.
+fn print_failures(results: &[ScenarioResult]) {
+    const SEEDS_SHOWN: usize = 10;
     let failing: Vec<&ScenarioResult> = results.iter().filter(|r| !r.passed).collect();
-    if !failing.is_empty() {
-        println!("\nfailures:");
-        for result in failing {
-            println!("  {} ({})", result.file, result.name);
-            for reason in &result.reasons {
-                println!("    - {reason}");
-            }
-            for report in result.failed_seeds().take(10) {
-                if let SeedOutcome::Failed { reasons } = &report.outcome {
-                    println!("    seed {}: {}", report.seed, reasons.join("; "));
-                    for violation in report.violations.iter().take(2) {
-                        println!("      {violation}");
-                    }
-                }
-                println!("      reproduce: {}", report.replay_command());
-            }
-            let more = result.failed_seeds().count().saturating_sub(10);
-            if more > 0 {
-                println!("    ... and {more} more failing seeds");
-            }
-        }
-        println!("  versions: faultline {}, turmoil {}, {}", VERSIONS.faultline, VERSIONS.turmoil, VERSIONS.rustc);
+    if failing.is_empty() {
+        return;
     }
+    println!("\nfailures:");
+    for result in failing {
+        println!("  {} ({})", result.file, result.name);
+        for reason in &result.reasons {
+            println!("    - {reason}");
+        }
+        let troubled: Vec<&RunReport> = result.failed_seeds().chain(result.unjudged_seeds()).collect();
+        for report in troubled.iter().take(SEEDS_SHOWN) {
+            if let SeedOutcome::Failed { reasons } | SeedOutcome::Unjudged { reasons } = &report.outcome {
+                println!("    seed {}: {}", report.seed, reasons.join("; "));
+            }
+            let failing = report.failing_invariants();
+            for violation in report.violations.iter().filter(|v| failing.contains(&v.invariant.as_str())).take(2) {
+                println!("      {violation}");
+            }
+            println!("      reproduce: {}", report.replay_command());
+        }
+        if troubled.len() > SEEDS_SHOWN {
+            println!("    ... and {} more", seeds_noun(troubled.len() - SEEDS_SHOWN));
+        }
+    }
+    let v = Versions::current();
+    println!("  versions: faultline {}, turmoil {}, {}", v.faultline, v.turmoil, v.rustc);
+}
+
+fn print_found(results: &[ScenarioResult]) {
+    const SEEDS_SHOWN: usize = 12;
     let found: Vec<&ScenarioResult> = results.iter().filter(|r| r.found_seeds().next().is_some()).collect();
-    if !found.is_empty() {
-        println!("\nexpected violations found (known flaws, as the scenarios claim):");
-        for result in found {
-            let seeds: Vec<String> = result.found_seeds().map(|r| r.seed.to_string()).take(12).collect();
-            let first = result.found_seeds().next().expect("non-empty");
-            println!("  {}: {} in seeds {}", result.file, result.expect, seeds.join(", "));
-            if let Some(violation) = first.violations.first() {
-                println!("    e.g. {violation}");
-            }
-            println!("    reproduce: {}", first.replay_command());
-        }
+    if found.is_empty() {
+        return;
     }
-    let passed = results.iter().filter(|r| r.passed).count();
-    println!(
-        "\n{} of {} scenarios passed; {runs} runs in {:.1}s on {jobs} threads",
-        passed,
-        results.len(),
-        elapsed.as_secs_f64()
-    );
+    println!("\nexpected violations found (known flaws, as the scenarios claim):");
+    for result in found {
+        let seeds: Vec<String> = result.found_seeds().map(|r| r.seed.to_string()).collect();
+        let more =
+            if seeds.len() > SEEDS_SHOWN { format!(" and {} more", seeds.len() - SEEDS_SHOWN) } else { String::new() };
+        let shown = seeds[..seeds.len().min(SEEDS_SHOWN)].join(", ");
+        println!("  {}: {} in seeds {shown}{more}", result.file, result.expect);
+        let first = result.found_seeds().next().expect("non-empty");
+        if let Some(violation) = first.violations.first() {
+            println!("    e.g. {violation}");
+        }
+        println!("    reproduce: {}", first.replay_command());
+    }
 }
 
 pub fn print_list(registry: &Registry) {
@@ -308,7 +358,7 @@ pub fn print_list(registry: &Registry) {
             println!("      {:<22} {:<16} default {:<10} {}", knob.name, knob.unit, knob.default, knob.about);
         }
         println!("    invariants:");
-        for invariant in doc.invariants {
+        for invariant in &entry.invariants {
             println!("      {:<22} {}", invariant.name, invariant.about);
         }
         println!("    events (for [check] reached):");
@@ -317,9 +367,7 @@ pub fn print_list(registry: &Registry) {
         }
     }
     println!("\ninvariants of every system:");
-    for invariant in HARNESS_INVARIANTS {
-        println!("  {:<24} {}", invariant.name, invariant.about);
-    }
+    println!("  {:<24} {}", LIVENESS.name, LIVENESS.about);
     println!("\nfault kinds ([[fault]] kind = \"...\"):");
     for (kind, about) in FAULT_KINDS {
         println!("  {kind:<24} {about}");
@@ -337,4 +385,72 @@ pub fn print_list(registry: &Registry) {
         println!("  {metric:<24} {unit:<9} {about}");
     }
     println!("\nevery key of a scenario file, with units and defaults: docs/scenarios.md");
+}
+
+/// Writes a shrink's result as a scenario file (the folder exists: the CLI
+/// checked) and returns its path.
+pub fn write_shrunk(
+    loaded: &Loaded,
+    result: &ShrinkResult,
+    path: &Path,
+    seed: u64,
+    out: &Path,
+) -> Result<PathBuf, InputError> {
+    let scenario = &loaded.scenario;
+    let expect = if scenario.check.expect.expects(&result.invariant) {
+        Expect::Violations(vec![result.invariant.clone()])
+    } else {
+        Expect::Pass
+    };
+    let header = vec![
+        format!(
+            "Shrunk by `faultline shrink {} --seed {seed}`: it reproduces a violation of {}.",
+            path.display(),
+            result.invariant
+        ),
+        format!("Original: {} seed {seed}, {}.", scenario.file, result.original),
+        format!(
+            "Shrunk:   {}, in {} runs and {:.1}s.",
+            result.shrunk.size(),
+            result.runs,
+            result.elapsed.as_secs_f64()
+        ),
+        match &expect {
+            Expect::Pass => {
+                "It expects \"pass\": it fails until the flaw is fixed, then guards against its return.".to_string()
+            }
+            Expect::Violations(_) => {
+                "A known flaw: it expects the violation, so it fails if the flaw stops showing.".to_string()
+            }
+        },
+    ];
+    let text = faultline_harness::shrink::to_toml(&result.shrunk, &expect, &header);
+    std::fs::write(out, &text)
+        .map_err(|e| InputError::new(out.display().to_string(), format!("cannot write the shrunk scenario: {e}")))?;
+    Ok(out.to_path_buf())
+}
+
+/// Prints what a shrink found and whether the written file reproduces it.
+pub fn print_shrunk(result: &ShrinkResult, scenario: &Scenario, seed: u64, out: &Path, check: &RunReport) -> ExitCode {
+    println!("shrunk {} seed {seed}: a violation of {}", scenario.file, result.invariant);
+    println!("  from  {}", result.original);
+    println!("  to    {}", result.shrunk.size());
+    println!(
+        "  in    {} runs, {:.1}s{}",
+        result.runs,
+        result.elapsed.as_secs_f64(),
+        result.stopped.as_ref().map_or(String::new(), |s| format!(" ({s})"))
+    );
+    for fault in &result.shrunk.plan.faults {
+        println!("        {fault}");
+    }
+    println!("wrote {}", out.display());
+    if check.violation_counts.contains_key(&result.invariant) {
+        println!("checked: running it violates {} again (digest {})", result.invariant, check.digest);
+        println!("replay: faultline replay {} --trace", out.display());
+        ExitCode::SUCCESS
+    } else {
+        println!("error: running the written file did not violate {}; please report this", result.invariant);
+        ExitCode::from(1)
+    }
 }

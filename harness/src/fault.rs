@@ -124,11 +124,7 @@ mod tests {
         };
         assert!(fault.touches("db") && fault.touches("app-1") && !fault.touches("cache"));
         assert_eq!((fault.start(), fault.end()), (1_000_000_000, 3_000_000_000));
-        let restart = PlannedFault {
-            action: Action::Restart { hosts: vec!["db".into()] },
-            until: None,
-            ..fault
-        };
+        let restart = PlannedFault { action: Action::Restart { hosts: vec!["db".into()] }, until: None, ..fault };
         assert_eq!(restart.end(), restart.start());
         assert!(restart.action.sides().is_none());
     }

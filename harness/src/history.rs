@@ -204,18 +204,34 @@ pub const HARNESS: &str = "harness";
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Happening<E> {
     /// A planned fault started (its id in the plan, and what it does).
-    FaultStart { fault: u32, what: String },
-    FaultEnd { fault: u32, what: String },
+    FaultStart {
+        fault: u32,
+        what: String,
+    },
+    FaultEnd {
+        fault: u32,
+        what: String,
+    },
     /// A host's software was stopped by a fault; its memory is lost.
-    HostCrash { host: String },
+    HostCrash {
+        host: String,
+    },
     /// A host's software was started again (a fault's end, or a restart).
-    HostRestart { host: String },
+    HostRestart {
+        host: String,
+    },
     /// A restart fault found the host down and did nothing.
-    HostRestartSkipped { host: String },
+    HostRestartSkipped {
+        host: String,
+    },
     /// The system started a host of its pool (it was down).
-    PoolStart { host: String },
+    PoolStart {
+        host: String,
+    },
     /// The system stopped a host of its pool (its memory is lost).
-    PoolStop { host: String },
+    PoolStop {
+        host: String,
+    },
     /// Every fault is off from here: the heal phase.
     Heal,
     /// An event of the system's own.
@@ -388,8 +404,11 @@ mod tests {
 
     #[test]
     fn system_events_show_their_fields_and_round_trip() {
-        let entry =
-            TraceEvent { at: 1_500, source: "db".into(), event: Happening::System(Event::Write { key: 3, version: 7 }) };
+        let entry = TraceEvent {
+            at: 1_500,
+            source: "db".into(),
+            event: Happening::System(Event::Write { key: 3, version: 7 }),
+        };
         assert_eq!(entry.kind(), "db.write");
         assert_eq!(entry.detail(), "key=3 version=7");
         let json = serde_json::to_string(&entry).unwrap();

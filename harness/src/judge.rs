@@ -107,7 +107,11 @@ impl RunReport {
     /// The invariants this run violated that the scenario did not expect, or
     /// else the first it violated: what made it fail, for a summary line.
     pub fn failing_invariants(&self) -> Vec<&str> {
-        self.violation_counts.keys().map(String::as_str).filter(|name| !self.expected.iter().any(|e| e == name)).collect()
+        self.violation_counts
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !self.expected.iter().any(|e| e == name))
+            .collect()
     }
 }
 
@@ -239,9 +243,8 @@ pub fn evaluate_slo(slo: &Slo, metrics: &Metrics) -> SloResult {
     } else {
         crate::units::format_duration(Duration::from_secs_f64(value.max(0.0)))
     };
-    let floor = matches!(slo.op, Comparison::Ge | Comparison::Gt)
-        && slo.metric.contains("availability")
-        && slo.threshold < 1.0;
+    let floor =
+        matches!(slo.op, Comparison::Ge | Comparison::Gt) && slo.metric.contains("availability") && slo.threshold < 1.0;
     SloResult {
         metric: slo.metric.clone(),
         message: format!("{} {threshold} (measured {shown})", slo.metric),
@@ -330,10 +333,7 @@ mod tests {
     #[test]
     fn a_check_that_cannot_judge_is_neither_a_pass_nor_hidden_by_a_failure() {
         let unjudged = Checked { unjudged: vec![("liveness".into(), "too few".into())], ..Checked::default() };
-        assert!(matches!(
-            judge(&Expect::Pass, None, &unjudged, &counts(&[]), &[]),
-            SeedOutcome::Unjudged { .. }
-        ));
+        assert!(matches!(judge(&Expect::Pass, None, &unjudged, &counts(&[]), &[]), SeedOutcome::Unjudged { .. }));
         assert!(judge(&Expect::Pass, None, &unjudged, &counts(&["stale"]), &[]).failed());
     }
 

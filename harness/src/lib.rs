@@ -12,8 +12,8 @@
 //! - `recording`, `workload`, `run`: the simulation, recorded; judges nothing
 //! - `checks`, `metrics`, `judge`: pure functions of a recording
 //! - `registry`: typed systems erased; names to systems; loading files
-//! - `drive`, `sweep`, `regressions`, `shrink`, `strategies`: many seeds,
-//!   smaller failing runs, property tests
+//! - `drive`, `sweep`, `regressions`, `shrink`, `strategies`, `testing`: many
+//!   seeds, smaller failing runs, property tests, scenario files as tests
 //!
 //! The harness never names a concrete system: systems plug in through
 //! [`System`] and a [`Registry`].
@@ -26,30 +26,31 @@ compile_error!(
      add --cfg tokio_unstable to it."
 );
 
-pub mod error;
-pub mod units;
-pub mod seed;
-pub mod stats;
-pub mod history;
-pub mod fault;
-pub mod knobs;
-pub mod system;
-pub mod scenario;
-pub mod plan;
-pub mod inject;
-pub mod recording;
-pub mod workload;
-pub mod run;
 pub mod checks;
-pub mod metrics;
-pub mod judge;
-pub mod registry;
 pub mod drive;
-pub mod sweep;
+pub mod error;
+pub mod fault;
+pub mod history;
+pub mod inject;
+pub mod judge;
+pub mod knobs;
+pub mod metrics;
+pub mod plan;
+pub mod recording;
+pub mod registry;
 pub mod regressions;
+pub mod run;
+pub mod scenario;
+pub mod seed;
 pub mod shrink;
+pub mod stats;
 #[cfg(feature = "proptest")]
 pub mod strategies;
+pub mod sweep;
+pub mod system;
+pub mod testing;
+pub mod units;
+pub mod workload;
 
 pub use error::InputError;
 pub use history::{History, Nanos, Operation, Outcome, OutcomeClass, SystemEvent, TraceEvent, Violation};
@@ -86,6 +87,7 @@ pub const LAYERS: &[&str] = &[
     "regressions",
     "shrink",
     "strategies",
+    "testing",
 ];
 
 #[cfg(test)]

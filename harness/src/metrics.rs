@@ -369,7 +369,15 @@ pub fn measure(input: &MeasureInput<'_>) -> Metrics {
     }
     metrics.in_flight_mean = per_client.values().map(|&(sum, n)| sum as f64 / n as f64).sum();
 
-    // The time view.
+    let intervals = time_view(input, &mut metrics);
+    faults_detected_and_recovered(input, &intervals, &mut metrics);
+    metrics
+}
+
+/// The up and down intervals (from the probe, or from windows of requests),
+/// with the timeline, time availability, outages, MTTR and MTBF they give.
+fn time_view(input: &MeasureInput<'_>, metrics: &mut Metrics) -> Vec<Interval> {
+    let samples = input.samples;
     let (intervals, timeline) = match input.probes {
         Some(probes) => {
             metrics.time_source = "probe".into();
@@ -398,8 +406,13 @@ pub fn measure(input: &MeasureInput<'_>) -> Metrics {
         metrics.mttr_ms = ms(down) / outages;
         metrics.mtbf_ms = Some(ms(total - down) / outages);
     }
+    intervals
+}
 
-    // Detection: a fault's start to the system's first detection event while it lasts.
+/// MTTD (a fault's start to the system's first detection event while it
+/// lasts) and time to recover (a fault that ended while the service was down,
+/// to the service being up again).
+fn faults_detected_and_recovered(input: &MeasureInput<'_>, intervals: &[Interval], metrics: &mut Metrics) {
     let mut detection_delays = Vec::new();
     let mut recover_delays = Vec::new();
     for fault in input.faults.iter().filter(|f| f.end > f.start) {
@@ -420,7 +433,6 @@ pub fn measure(input: &MeasureInput<'_>) -> Metrics {
     }
     metrics.mttd_ms = mean(&detection_delays);
     metrics.time_to_recover_ms = mean(&recover_delays);
-    metrics
 }
 
 /// Indexes of operations named by any violation.
@@ -510,7 +522,12 @@ mod tests {
 
     #[test]
     fn probes_give_outages_between_the_first_failed_and_the_next_good_probe() {
-        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS + 5 * MS, up, served: up };
+        let probe = |sent_ms: u64, up: bool| ProbeSample {
+            sent: sent_ms * MS,
+            completed: sent_ms * MS + 5 * MS,
+            up,
+            served: up,
+        };
         let probes: Vec<ProbeSample> = (0..100).map(|i| probe(i * 100, !(25..=44).contains(&i))).collect();
         let mut inp = input(&[], 10 * S);
         inp.probes = Some(&probes);
@@ -523,7 +540,8 @@ mod tests {
 
     #[test]
     fn lone_disagreeing_probes_neither_start_nor_split_an_outage() {
-        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up, served: up };
+        let probe =
+            |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up, served: up };
         // up, a lone failure, up, failures with a lone success inside, up twice, a final failure.
         let pattern = [true, false, true, false, false, true, false, false, true, true, false];
         let probes: Vec<ProbeSample> = pattern.iter().enumerate().map(|(i, &up)| probe(i as u64 * 10, up)).collect();
@@ -543,7 +561,8 @@ mod tests {
 
     #[test]
     fn mttd_and_time_to_recover_follow_faults() {
-        let probe = |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up, served: up };
+        let probe =
+            |sent_ms: u64, up: bool| ProbeSample { sent: sent_ms * MS, completed: sent_ms * MS, up, served: up };
         // Down from 2s to 5s; the fault lasts 2s..4s; detection at 2.3s.
         let probes: Vec<ProbeSample> = (0..100).map(|i| probe(i * 100, !(20..50).contains(&i))).collect();
         let faults = [FaultSpan { start: 2 * S, end: 4 * S }, FaultSpan { start: 7 * S, end: 8 * S }];

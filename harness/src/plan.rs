@@ -245,37 +245,44 @@ fn expand_generator(
                 }
                 let lasting = uniform(rng, *length);
                 let until = Some(Dur(now.0 + lasting.0));
-                let action = match generator {
-                    Generator::Partition { .. } => {
-                        if candidates.len() < 2 {
-                            break;
-                        }
-                        let mut shuffled = candidates.clone();
-                        shuffled.shuffle(rng);
-                        let split = rng.random_range(1..shuffled.len());
-                        let b = shuffled.split_off(split);
-                        let (mut a, mut b) = (shuffled, b);
-                        a.sort();
-                        b.sort();
-                        Action::Partition { a, b, oneway: false }
-                    }
-                    Generator::Latency { latency, .. } => {
-                        let Some((a, b)) = random_link(rng, &candidates) else { break };
-                        Action::Latency { a, b, latency: *latency }
-                    }
-                    Generator::Loss { rate, .. } => {
-                        let Some((a, b)) = random_link(rng, &candidates) else { break };
-                        Action::Loss { a, b, rate: *rate }
-                    }
-                    _ => {
-                        let Some((a, b)) = random_link(rng, &candidates) else { break };
-                        Action::Clog { a, b }
-                    }
-                };
+                let Some(action) = link_action(generator, &candidates, rng) else { break };
                 push(now, until, if has_probe { with_probe(action) } else { action });
             }
         }
     }
+}
+
+/// A random link fault of `generator`'s kind among `candidates`: a random
+/// split in two for a partition, one random link otherwise. `None` with
+/// fewer than two hosts.
+fn link_action(generator: &Generator, candidates: &[String], rng: &mut ChaCha8Rng) -> Option<Action> {
+    if candidates.len() < 2 {
+        return None;
+    }
+    Some(match generator {
+        Generator::Partition { .. } => {
+            let mut shuffled = candidates.to_vec();
+            shuffled.shuffle(rng);
+            let split = rng.random_range(1..shuffled.len());
+            let b = shuffled.split_off(split);
+            let (mut a, mut b) = (shuffled, b);
+            a.sort();
+            b.sort();
+            Action::Partition { a, b, oneway: false }
+        }
+        Generator::Latency { latency, .. } => {
+            let (a, b) = random_link(rng, candidates)?;
+            Action::Latency { a, b, latency: *latency }
+        }
+        Generator::Loss { rate, .. } => {
+            let (a, b) = random_link(rng, candidates)?;
+            Action::Loss { a, b, rate: *rate }
+        }
+        _ => {
+            let (a, b) = random_link(rng, candidates)?;
+            Action::Clog { a, b }
+        }
+    })
 }
 
 /// Puts the probe on `client-0`'s side of a link fault, so that it sees what

@@ -74,8 +74,11 @@ pub struct SystemEntry {
     pub invariants: Vec<InvariantDoc>,
     /// Every kind the system's event type can have.
     pub event_kinds: &'static [&'static str],
-    configure: Box<dyn Fn(&Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> + Send + Sync>,
+    configure: Box<ConfigureFn>,
 }
+
+/// Validates a scenario's `[knobs]` and builds the configured system.
+type ConfigureFn = dyn Fn(&Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> + Send + Sync;
 
 impl SystemEntry {
     /// The entry of system type `S`: its doc and invariants come from the type.
@@ -120,7 +123,10 @@ impl Registry {
         let mut seen = Vec::new();
         for invariant in &entry.invariants {
             if invariant.name == crate::system::LIVENESS.name || seen.contains(&invariant.name) {
-                return Err(format!("system {name:?} declares invariant {:?} twice (or as the harness's own)", invariant.name));
+                return Err(format!(
+                    "system {name:?} declares invariant {:?} twice (or as the harness's own)",
+                    invariant.name
+                ));
             }
             seen.push(invariant.name);
         }

@@ -738,7 +738,6 @@ fn missing_key_help(field: &str) -> String {
     }
 }
 
-
 // ---------------------------------------------------------------------------
 
 /// Where a scenario finds its system: by name, configured from the file's
@@ -934,8 +933,9 @@ fn validate_workload(
 
 fn open_load(raw: &RawWorkload, table: Range<usize>, timing: &Timing, at: &ErrorAt<'_>) -> Result<Load, InputError> {
     if let Some(think) = &raw.think {
-        return Err(at(think.span(), "think goes with mode = \"closed\"".into())
-            .with_help("an open-loop client sends at its rate whatever the answers; a closed-loop one waits and thinks"));
+        return Err(at(think.span(), "think goes with mode = \"closed\"".into()).with_help(
+            "an open-loop client sends at its rate whatever the answers; a closed-loop one waits and thinks",
+        ));
     }
     let Some(rate) = &raw.rate else {
         return Err(at(table, "missing key \"rate\" in [workload]".into()).with_help(missing_key_help("rate")));
@@ -1007,7 +1007,10 @@ fn host_list(
     }
     for pooled in &shape.pool {
         if !shape.hosts.contains(pooled) {
-            return Err(at(system_span, format!("system {:?} pools host {pooled:?}, which it does not list", shape.system)));
+            return Err(at(
+                system_span,
+                format!("system {:?} pools host {pooled:?}, which it does not list", shape.system),
+            ));
         }
     }
     Ok(hosts)
@@ -1033,8 +1036,9 @@ impl Patterns<'_> {
                     Some(h) => format!("did you mean {h:?}? hosts: {}", self.hosts.join(", ")),
                     None => format!("hosts: {}", self.hosts.join(", ")),
                 };
-                return Err(at(patterns.span(), format!("host pattern {:?} matches no host", pattern.as_str()))
-                    .with_help(help));
+                return Err(
+                    at(patterns.span(), format!("host pattern {:?} matches no host", pattern.as_str())).with_help(help)
+                );
             }
         }
         Ok(patterns.get_ref().clone())
@@ -1116,68 +1120,94 @@ fn validate_fault(
     duration: Dur,
     patterns: &Patterns<'_>,
 ) -> Result<FaultSpec, InputError> {
-    let at = patterns.at;
     let raw = spanned.get_ref();
     let kind = *raw.kind.get_ref();
-    let kind_name = format!("{kind:?}").to_lowercase();
+    let fault = FaultCheck { raw, span: spanned.span(), kind_name: format!("{kind:?}").to_lowercase(), patterns };
     let start = *raw.at.get_ref();
     if start >= duration {
-        return Err(at(
+        return Err((patterns.at)(
             raw.at.span(),
             format!("fault starts at {start}, but the fault phase ends at duration = {duration}"),
         )
         .with_help("faults must start before `duration`; the heal phase after it has no faults"));
     }
-    // Keys that a kind does not use are mistakes, not silently ignored.
-    let not_for = |present: bool, span: Range<usize>, key: &str, help: &str| -> Result<(), InputError> {
+    fault.misplaced_keys(kind)?;
+    let (length, kind) = match kind {
+        RawFaultKind::Crash | RawFaultKind::Restart => fault.host_fault(kind)?,
+        _ => fault.link_fault(kind)?,
+    };
+    Ok(FaultSpec { index, at: start, length, kind })
+}
+
+/// One `[[fault]]` table being validated.
+struct FaultCheck<'a> {
+    raw: &'a RawFault,
+    span: Range<usize>,
+    kind_name: String,
+    patterns: &'a Patterns<'a>,
+}
+
+impl FaultCheck<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> InputError {
+        (self.patterns.at)(span, message.into())
+    }
+
+    /// Keys that a kind does not use are mistakes, not silently ignored.
+    fn not_for(&self, present: bool, span: Range<usize>, key: &str, help: &str) -> Result<(), InputError> {
         if present {
-            Err(at(span, format!("key {key:?} does not apply to a fault of kind {kind_name:?}"))
+            Err(self
+                .error(span, format!("key {key:?} does not apply to a fault of kind {:?}", self.kind_name))
                 .with_help(help.to_string()))
         } else {
             Ok(())
         }
-    };
-    let is_link =
-        matches!(kind, RawFaultKind::Partition | RawFaultKind::Latency | RawFaultKind::Loss | RawFaultKind::Clog);
-    if is_link {
-        not_for(
-            raw.restart_after.is_some(),
-            span_of(&raw.restart_after),
-            "restart_after",
-            "only crash faults restart; use `for` to bound a network fault",
-        )?;
-    }
-    if kind != RawFaultKind::Latency {
-        not_for(raw.latency.is_some(), span_of(&raw.latency), "latency", "latency goes with kind = \"latency\"")?;
-    }
-    if kind != RawFaultKind::Loss {
-        not_for(raw.rate.is_some(), span_of(&raw.rate), "rate", "rate goes with kind = \"loss\"")?;
-    }
-    if kind != RawFaultKind::Partition {
-        not_for(raw.oneway.is_some(), span_of(&raw.oneway), "oneway", "oneway goes with kind = \"partition\"")?;
-    }
-    let length = raw.length.as_ref().map(|l| *l.get_ref());
-    if let (Some(spanned_length), Some(length)) = (&raw.length, length) {
-        if length.0.is_zero() {
-            return Err(at(spanned_length.span(), "`for` must be longer than zero".into()));
-        }
     }
 
-    let target = |oneway: bool| -> Result<Target, InputError> {
+    fn misplaced_keys(&self, kind: RawFaultKind) -> Result<(), InputError> {
+        let raw = self.raw;
+        if !matches!(kind, RawFaultKind::Crash | RawFaultKind::Restart) {
+            let help = "only crash faults restart; use `for` to bound a network fault";
+            self.not_for(raw.restart_after.is_some(), span_of(&raw.restart_after), "restart_after", help)?;
+        }
+        if kind != RawFaultKind::Latency {
+            let help = "latency goes with kind = \"latency\"";
+            self.not_for(raw.latency.is_some(), span_of(&raw.latency), "latency", help)?;
+        }
+        if kind != RawFaultKind::Loss {
+            self.not_for(raw.rate.is_some(), span_of(&raw.rate), "rate", "rate goes with kind = \"loss\"")?;
+        }
+        if kind != RawFaultKind::Partition {
+            let help = "oneway goes with kind = \"partition\"";
+            self.not_for(raw.oneway.is_some(), span_of(&raw.oneway), "oneway", help)?;
+        }
+        if let Some(length) = raw.length.as_ref().filter(|l| l.get_ref().0.is_zero()) {
+            return Err(self.error(length.span(), "`for` must be longer than zero"));
+        }
+        Ok(())
+    }
+
+    /// The links a network fault acts on: `hosts` (isolated from all others)
+    /// or `between` (two groups).
+    fn target(&self, oneway: bool) -> Result<Target, InputError> {
+        let (raw, patterns, kind_name) = (self.raw, self.patterns, &self.kind_name);
         match (&raw.hosts, &raw.between) {
-            (Some(_), Some(between)) => Err(at(between.span(), "give either `hosts` (isolate them from all others) or `between` (two groups), not both".into())),
-            (None, None) => Err(at(spanned.span(), format!("a {kind_name} fault needs `hosts` or `between`"))
-                .with_help("hosts = [\"db\"] acts on every link of db; between = [[\"cache\"], [\"app-*\"]] on the links between two groups")),
-            (Some(hosts), None) => {
-                if oneway {
-                    return Err(at(hosts.span(), "a one-way partition needs `between` (from the first group to the second)".into()));
-                }
-                Ok(Target::Isolate(patterns.any(hosts)?))
-            }
+            (Some(_), Some(between)) => Err(self.error(
+                between.span(),
+                "give either `hosts` (isolate them from all others) or `between` (two groups), not both",
+            )),
+            (None, None) => Err(self.error(self.span.clone(), format!("a {kind_name} fault needs `hosts` or `between`")).with_help(
+                "hosts = [\"db\"] acts on every link of db; between = [[\"cache\"], [\"app-*\"]] on the links between two groups",
+            )),
+            (Some(hosts), None) if oneway => Err(self.error(
+                hosts.span(),
+                "a one-way partition needs `between` (from the first group to the second)",
+            )),
+            (Some(hosts), None) => Ok(Target::Isolate(patterns.any(hosts)?)),
             (None, Some(between)) => {
                 let groups = between.get_ref();
                 if groups.len() != 2 {
-                    return Err(at(between.span(), format!("`between` takes exactly two host groups, found {}", groups.len()))
+                    return Err(self
+                        .error(between.span(), format!("`between` takes exactly two host groups, found {}", groups.len()))
                         .with_help("for example between = [[\"cache\"], [\"app-*\"]]"));
                 }
                 let first = patterns.any(&Spanned::new(between.span(), groups[0].clone()))?;
@@ -1185,76 +1215,70 @@ fn validate_fault(
                 Ok(Target::Between(first, second))
             }
         }
-    };
-    let hosts_only = |key_span: Range<usize>| -> Result<Vec<HostPattern>, InputError> {
-        if let Some(between) = &raw.between {
-            return Err(at(between.span(), format!("a {kind_name} fault acts on hosts, not links: use `hosts`")));
+    }
+
+    fn link_fault(&self, kind: RawFaultKind) -> Result<(Option<Dur>, FaultSpecKind), InputError> {
+        let raw = self.raw;
+        let length = raw.length.as_ref().map(|l| *l.get_ref());
+        let kind = match kind {
+            RawFaultKind::Partition => {
+                let oneway = raw.oneway.as_ref().is_some_and(|o| *o.get_ref());
+                FaultSpecKind::Partition { target: self.target(oneway)?, oneway }
+            }
+            RawFaultKind::Latency => {
+                let Some(latency) = &raw.latency else {
+                    let message = "a latency fault needs `latency`, e.g. latency = \"50ms..200ms\"";
+                    return Err(self.error(self.span.clone(), message));
+                };
+                FaultSpecKind::Latency { target: self.target(false)?, latency: *latency.get_ref() }
+            }
+            RawFaultKind::Loss => {
+                let Some(rate) = &raw.rate else {
+                    return Err(self.error(self.span.clone(), "a loss fault needs `rate`, e.g. rate = 0.05"));
+                };
+                FaultSpecKind::Loss { target: self.target(false)?, rate: rate.get_ref().0 }
+            }
+            _ => FaultSpecKind::Clog { target: self.target(false)? },
+        };
+        Ok((length, kind))
+    }
+
+    /// The hosts a crash or restart acts on: the system's own, by `hosts`.
+    fn hosts_only(&self) -> Result<Vec<HostPattern>, InputError> {
+        if let Some(between) = &self.raw.between {
+            return Err(
+                self.error(between.span(), format!("a {} fault acts on hosts, not links: use `hosts`", self.kind_name))
+            );
         }
-        match &raw.hosts {
-            Some(hosts) => patterns.system(hosts),
-            None => Err(at(key_span, format!("a {kind_name} fault needs `hosts`"))),
+        match &self.raw.hosts {
+            Some(hosts) => self.patterns.system(hosts),
+            None => Err(self.error(self.span.clone(), format!("a {} fault needs `hosts`", self.kind_name))),
         }
-    };
-    let kind = match kind {
-        RawFaultKind::Partition => {
-            let oneway = raw.oneway.as_ref().is_some_and(|o| *o.get_ref());
-            FaultSpecKind::Partition { target: target(oneway)?, oneway }
-        }
-        RawFaultKind::Latency => {
-            let Some(latency) = &raw.latency else {
-                return Err(at(
-                    spanned.span(),
-                    "a latency fault needs `latency`, e.g. latency = \"50ms..200ms\"".into(),
-                ));
-            };
-            FaultSpecKind::Latency { target: target(false)?, latency: *latency.get_ref() }
-        }
-        RawFaultKind::Loss => {
-            let Some(rate) = &raw.rate else {
-                return Err(at(spanned.span(), "a loss fault needs `rate`, e.g. rate = 0.05".into()));
-            };
-            FaultSpecKind::Loss { target: target(false)?, rate: rate.get_ref().0 }
-        }
-        RawFaultKind::Clog => FaultSpecKind::Clog { target: target(false)? },
-        RawFaultKind::Crash => {
-            not_for(
-                raw.length.is_some(),
-                span_of(&raw.length),
-                "for",
-                "a crash lasts until restart_after (or the heal phase)",
-            )?;
-            let hosts = hosts_only(spanned.span())?;
+    }
+
+    fn host_fault(&self, kind: RawFaultKind) -> Result<(Option<Dur>, FaultSpecKind), InputError> {
+        let raw = self.raw;
+        if kind == RawFaultKind::Crash {
+            let help = "a crash lasts until restart_after (or the heal phase)";
+            self.not_for(raw.length.is_some(), span_of(&raw.length), "for", help)?;
+            let hosts = self.hosts_only()?;
             if let Some(restart) = raw.restart_after.as_ref().filter(|r| r.get_ref().0.is_zero()) {
-                return Err(at(restart.span(), "restart_after must be longer than zero".into())
+                return Err(self
+                    .error(restart.span(), "restart_after must be longer than zero")
                     .with_help("for an immediate stop and start, use kind = \"restart\""));
             }
             let length = raw.restart_after.as_ref().map(|r| *r.get_ref());
-            return Ok(FaultSpec { index, at: start, length, kind: FaultSpecKind::Crash { hosts } });
+            return Ok((length, FaultSpecKind::Crash { hosts }));
         }
-        RawFaultKind::Restart => {
-            not_for(
-                raw.length.is_some(),
-                span_of(&raw.length),
-                "for",
-                "a restart is instantaneous; use kind = \"crash\" with restart_after for downtime",
-            )?;
-            not_for(
-                raw.restart_after.is_some(),
-                span_of(&raw.restart_after),
-                "restart_after",
-                "use kind = \"crash\" with restart_after for downtime",
-            )?;
-            let hosts = hosts_only(spanned.span())?;
-            return Ok(FaultSpec { index, at: start, length: None, kind: FaultSpecKind::Restart { hosts } });
-        }
-    };
-    Ok(FaultSpec { index, at: start, length, kind })
+        let help = "a restart is instantaneous; use kind = \"crash\" with restart_after for downtime";
+        self.not_for(raw.length.is_some(), span_of(&raw.length), "for", help)?;
+        let help = "use kind = \"crash\" with restart_after for downtime";
+        self.not_for(raw.restart_after.is_some(), span_of(&raw.restart_after), "restart_after", help)?;
+        Ok((None, FaultSpecKind::Restart { hosts: self.hosts_only()? }))
+    }
 }
 
-fn validate_chaos(
-    raw: &RawChaos,
-    patterns: &Patterns<'_>,
-) -> Result<Chaos, InputError> {
+fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, InputError> {
     let at = patterns.at;
     let positive = |d: &Spanned<Dur>, key: &str| -> Result<Dur, InputError> {
         if d.get_ref().0.is_zero() {
@@ -1274,8 +1298,7 @@ fn validate_chaos(
     }
     if let Some(restart) = &raw.restart {
         let r = restart.get_ref();
-        generators
-            .push(Generator::Restart { hosts: patterns.system(&r.hosts)?, every: positive(&r.every, "every")? });
+        generators.push(Generator::Restart { hosts: patterns.system(&r.hosts)?, every: positive(&r.every, "every")? });
     }
     let links: [(&str, &Option<Spanned<RawChaosLink>>); 4] =
         [("partition", &raw.partition), ("latency", &raw.latency), ("loss", &raw.loss), ("clog", &raw.clog)];
@@ -1420,7 +1443,10 @@ fn validate_expect(
             let mut texts = Vec::new();
             for item in items {
                 let Some(text) = item.as_str() else {
-                    return Err(at(value.span(), format!("expected strings such as \"violation:<invariant>\" in expect, found {item}")));
+                    return Err(at(
+                        value.span(),
+                        format!("expected strings such as \"violation:<invariant>\" in expect, found {item}"),
+                    ));
                 };
                 // Point at the item itself when the text shows it once.
                 let span = value.span();

@@ -551,7 +551,11 @@ fn workload_toml(s: &Scenario) -> String {
                 let shown: Vec<String> = stages
                     .iter()
                     .map(|stage| {
-                        format!("{{ duration = {:?}, target = \"{}/s\" }}", exact(stage.duration), stage.target.per_second)
+                        format!(
+                            "{{ duration = {:?}, target = \"{}/s\" }}",
+                            exact(stage.duration),
+                            stage.target.per_second
+                        )
                     })
                     .collect();
                 out.push_str(&format!("stages = [{}]\n", shown.join(", ")));
@@ -590,7 +594,9 @@ fn fault_toml(fault: &PlannedFault, heal_at: Dur) -> String {
             out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b)));
             out.push_str(&format!("latency = \"{}..{}\"\n", exact(latency.min), exact(latency.max)));
         }
-        Action::Loss { a, b, rate } => out.push_str(&format!("between = [{}, {}]\nrate = {rate}\n", hosts(a), hosts(b))),
+        Action::Loss { a, b, rate } => {
+            out.push_str(&format!("between = [{}, {}]\nrate = {rate}\n", hosts(a), hosts(b)))
+        }
         Action::Clog { a, b } => out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b))),
         Action::Crash { hosts: list } => {
             out.push_str(&format!("hosts = {}\n", hosts(list)));

@@ -54,9 +54,27 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     Some(Summary { n, mean, sd, ci_low: mean - half, ci_high: mean + half, min, max })
 }
 
+impl Summary {
+    /// The same with its interval clamped to `[low, high]`: a figure that
+    /// cannot leave that range (a share, a count) gets no interval outside it.
+    pub fn clamped(mut self, low: f64, high: f64) -> Summary {
+        self.ci_low = self.ci_low.clamp(low, high);
+        self.ci_high = self.ci_high.clamp(low, high);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_figures_get_bounded_intervals() {
+        let s = summarize(&[0.99, 1.0, 0.90]).unwrap().clamped(0.0, 1.0);
+        assert!(s.ci_high <= 1.0 && s.ci_low >= 0.0, "{s:?}");
+        let rates = summarize(&[0.0, 0.0, 0.3]).unwrap().clamped(0.0, f64::INFINITY);
+        assert_eq!(rates.ci_low, 0.0);
+    }
 
     #[test]
     fn t_quantiles_match_tables() {

@@ -168,8 +168,12 @@ fn figures(reports: &[RunReport]) -> Figures {
         add("mttd_ms", m.mttd_ms);
         add("time_to_recover_ms", m.time_to_recover_ms);
     }
-    let mut summaries: BTreeMap<String, Summary> =
-        values.into_iter().filter_map(|(name, values)| summarize(&values).map(|s| (name.to_string(), s))).collect();
+    // Shares lie in [0, 1] and times are never negative: so do their intervals.
+    let bounds = |name: &str| if name.contains("availability") || name == "error_rate" { 1.0 } else { f64::INFINITY };
+    let mut summaries: BTreeMap<String, Summary> = values
+        .into_iter()
+        .filter_map(|(name, values)| summarize(&values).map(|s| (name.to_string(), s.clamped(0.0, bounds(name)))))
+        .collect();
     // The systems' own figures, as "system.<name>".
     let mut system: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for report in &finished {
@@ -178,8 +182,10 @@ fn figures(reports: &[RunReport]) -> Figures {
         }
     }
     for (name, values) in system {
+        // A figure that was never negative (a rate, a count, a ratio) gets no negative interval.
+        let floor = if values.iter().all(|v| *v >= 0.0) { 0.0 } else { f64::NEG_INFINITY };
         if let Some(summary) = summarize(&values) {
-            summaries.insert(format!("system.{name}"), summary);
+            summaries.insert(format!("system.{name}"), summary.clamped(floor, f64::INFINITY));
         }
     }
     let mut slo_met: BTreeMap<String, (usize, usize)> = BTreeMap::new();

@@ -132,7 +132,7 @@ fn a_violation_without_the_expectation_fails_with_a_replay_command() {
     let output = faultline(&["sweep", scratch.path(), "--seeds", "2"]);
     assert_eq!(output.status.code(), Some(1));
     let out = stdout(&output);
-    assert!(out.contains("violation(s) of echo-matches"), "{out}");
+    assert!(out.contains("violations of echo-matches"), "{out}");
     assert!(out.contains(&format!("reproduce: faultline replay {} --seed 1", scratch.path())), "{out}");
     assert!(out.contains("versions: faultline"), "{out}");
 
@@ -182,4 +182,33 @@ fn list_shows_systems_knobs_invariants_and_fault_kinds() {
 fn help_documents_the_exit_codes() {
     let output = faultline(&["--help"]);
     assert!(stdout(&output).contains("2  bad input"));
+}
+
+#[test]
+fn a_saved_recording_is_judged_again_the_same_without_simulating() {
+    let source = std::fs::read_to_string(repo_file("scenarios/echo/corrupting-server.toml")).unwrap();
+    let scratch = Scratch::new("corrupting-analyze.toml", &source.replace("expect = \"violation:echo-matches\"\n", ""));
+    let saved = std::env::temp_dir().join(format!("faultline-recording-{}.json", std::process::id()));
+    let replay =
+        faultline(&["replay", scratch.path(), "--seed", "2", "--save", saved.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(replay.status.code(), Some(1));
+    let analyze = faultline(&["analyze", saved.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(analyze.status.code(), Some(1), "{}", stderr(&analyze));
+    let ran: serde_json::Value = serde_json::from_str(&stdout(&replay)).unwrap();
+    let judged: serde_json::Value = serde_json::from_str(&stdout(&analyze)).unwrap();
+    for key in ["digest", "violations", "violation_counts", "metrics", "outcome", "slo", "system_figures"] {
+        assert_eq!(ran[key], judged[key], "{key} differs between the run and its analysis");
+    }
+    assert!(judged["violation_counts"]["echo-matches"].as_u64().unwrap() > 0);
+    let text = faultline(&["analyze", saved.to_str().unwrap()]);
+    assert!(stdout(&text).contains("reproduce: faultline replay"), "{}", stdout(&text));
+
+    // A recording of another format version is refused, saying so.
+    let mut recording: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    recording["format"] = serde_json::json!(99);
+    std::fs::write(&saved, recording.to_string()).unwrap();
+    let refused = faultline(&["analyze", saved.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&saved);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("format version 99"), "{}", stderr(&refused));
 }

@@ -1,17 +1,14 @@
 //! Same scenario, same seed: the same run, bit for bit, in one process and
 //! across processes; different seeds give different runs.
 
-use faultline_harness::run::{run_seed, RunOptions};
+use faultline_harness::drive::{run_seed, RunOptions};
 
-use crate::support::{faultline, repo_file, stdout};
+use crate::support::{faultline, load, stdout};
 
 const CHAOS_SCENARIO: &str = "scenarios/echo/network-chaos.toml";
 
 fn digest_in_process(path: &str, seed: u64) -> String {
-    let scenario = std::sync::Arc::new(
-        faultline_harness::scenario::load(&repo_file(path), &crate::support::registry()).expect("valid scenario"),
-    );
-    run_seed(&scenario, seed, RunOptions::default()).digest
+    run_seed(&load(path), seed, RunOptions::default()).digest
 }
 
 fn digest_from_cli(path: &str, seed: u64) -> String {

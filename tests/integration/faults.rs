@@ -1,8 +1,8 @@
 //! Each fault kind, applied to the echo system, has the effect it claims on
 //! the requests made while it lasts, and none after it ends.
 
+use faultline_harness::drive::{run_seed, RunOptions};
 use faultline_harness::metrics::OpSample;
-use faultline_harness::run::{run_seed, RunOptions};
 
 use crate::support::scenario;
 

@@ -150,11 +150,21 @@ fn invalid_toml_is_located() {
 }
 
 #[test]
-fn too_few_requests_to_judge_liveness_is_an_error_not_a_silent_pass() {
-    let source = echo("").replace("rate = \"100/s\"", "rate = \"1/s\"");
-    let (_, message, help) = error_of(&source);
-    assert!(message.contains("too few to judge recovery"), "{message}");
-    assert!(help.contains("liveness"), "{help}");
+fn too_few_requests_to_judge_liveness_is_its_own_verdict_not_a_silent_pass() {
+    // No probe, and about one request after recover_within: liveness cannot judge.
+    let source = echo("\n[metrics]\nprobe_interval = \"0s\"\n").replace("rate = \"100/s\"", "rate = \"1/s\"");
+    let scratch = std::env::temp_dir().join(format!("faultline-thin-{}.toml", std::process::id()));
+    std::fs::write(&scratch, &source).unwrap();
+    let output = crate::support::faultline(&["run", scratch.to_str().unwrap(), "--seed", "1"]);
+    let _ = std::fs::remove_file(&scratch);
+    let out = crate::support::stdout(&output);
+    assert_eq!(output.status.code(), Some(3), "{out}");
+    assert!(out.contains("verdict: COULD NOT JUDGE"), "{out}");
+    assert!(out.contains("liveness could not judge: only"), "{out}");
+    // With the probe (echo has one), the probe's samples are evidence enough.
+    let with_probe = echo("").replace("rate = \"100/s\"", "rate = \"1/s\"");
+    let report = faultline_harness::drive::run_seed(&crate::support::scenario(&with_probe), 1, Default::default());
+    assert!(report.passed, "{:?}", report.outcome);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The planner: a scenario and a seed give one sorted plan; chaos streams are
 //! independent, so dropping one generator leaves the others' faults as they were.
 
-use faultline_harness::plan::{Action, Plan};
+use faultline_harness::fault::Action;
+use faultline_harness::plan::Plan;
 use faultline_harness::units::Dur;
 
 use crate::support::{echo, scenario};
@@ -12,9 +13,9 @@ const CHAOS: &str = "\n[chaos]\ncrash = { hosts = [\"server\"], mtbf = \"500ms\"
 #[test]
 fn plans_are_reproducible_sorted_and_seed_dependent() {
     let scenario = scenario(&echo(CHAOS));
-    let plan = Plan::expand(&scenario, 11);
-    assert_eq!(plan, Plan::expand(&scenario, 11));
-    assert_ne!(plan, Plan::expand(&scenario, 12));
+    let plan = Plan::expand(&scenario.scenario, 11);
+    assert_eq!(plan, Plan::expand(&scenario.scenario, 11));
+    assert_ne!(plan, Plan::expand(&scenario.scenario, 12));
     assert!(plan.faults.len() > 4, "a 3s phase with these rates has several faults: {:?}", plan.faults.len());
     assert!(plan.faults.windows(2).all(|w| w[0].at <= w[1].at));
     for (id, fault) in plan.faults.iter().enumerate() {
@@ -25,9 +26,9 @@ fn plans_are_reproducible_sorted_and_seed_dependent() {
 
 #[test]
 fn removing_a_generator_leaves_the_others_faults_unchanged() {
-    let both = Plan::expand(&scenario(&echo(CHAOS)), 5);
+    let both = Plan::expand(&scenario(&echo(CHAOS)).scenario, 5);
     let crash_only_source = echo(CHAOS).replace("partition = { every = \"400ms\", for = \"50ms..200ms\" }\n", "");
-    let crash_only = Plan::expand(&scenario(&crash_only_source), 5);
+    let crash_only = Plan::expand(&scenario(&crash_only_source).scenario, 5);
     let crashes = |plan: &Plan| -> Vec<(Dur, Option<Dur>)> {
         plan.faults.iter().filter(|f| matches!(f.action, Action::Crash { .. })).map(|f| (f.at, f.until)).collect()
     };
@@ -36,7 +37,7 @@ fn removing_a_generator_leaves_the_others_faults_unchanged() {
     // And the other way round: the first generator gone, the second's faults stay.
     let partition_only_source =
         echo(CHAOS).replace("crash = { hosts = [\"server\"], mtbf = \"500ms\", mttr = \"100ms\" }\n", "");
-    let partition_only = Plan::expand(&scenario(&partition_only_source), 5);
+    let partition_only = Plan::expand(&scenario(&partition_only_source).scenario, 5);
     let partitions = |plan: &Plan| -> Vec<(Dur, Option<Dur>, Action)> {
         plan.faults
             .iter()
@@ -55,7 +56,7 @@ fn explicit_faults_resolve_globs_and_isolation_and_end_by_the_heal_phase() {
          \n[[fault]]\nkind = \"latency\"\nbetween = [[\"client-*\"], [\"server\"]]\nlatency = \"50ms..60ms\"\nat = \"2s\"\nfor = \"10s\"\n\
          \n[[fault]]\nkind = \"restart\"\nhosts = [\"server\"]\nat = \"500ms\"\n",
     );
-    let plan = Plan::expand(&scenario(&source), 1);
+    let plan = Plan::expand(&scenario(&source).scenario, 1);
     assert_eq!(plan.faults.len(), 3);
     let restart = &plan.faults[0];
     assert_eq!(restart.action, Action::Restart { hosts: vec!["server".into()] });
@@ -87,7 +88,7 @@ fn swarm_switches_on_a_nonempty_subset_that_varies_with_the_seed() {
     let scenario = scenario(&source);
     let mut subsets = std::collections::BTreeSet::new();
     for seed in 0..40 {
-        let plan = Plan::expand(&scenario, seed);
+        let plan = Plan::expand(&scenario.scenario, seed);
         assert!(!plan.generators.is_empty());
         subsets.insert(plan.generators.clone());
     }
@@ -100,7 +101,7 @@ fn plan_events_end_faults_before_starting_ones_at_the_same_instant() {
         "\n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"1s\"\nrestart_after = \"1s\"\n\
          \n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\nat = \"2s\"\nrestart_after = \"500ms\"\n",
     );
-    let plan = Plan::expand(&scenario(&source), 1);
+    let plan = Plan::expand(&scenario(&source).scenario, 1);
     let events = plan.events();
     let at_two: Vec<_> = events.iter().filter(|e| e.at == Dur::from_secs(2)).map(|e| e.edge).collect();
     assert_eq!(at_two, vec![faultline_harness::plan::Edge::End, faultline_harness::plan::Edge::Start]);
@@ -114,7 +115,7 @@ fn random_link_faults_never_pick_the_probe_alone_but_carry_it_with_client_0() {
     let source = echo(
         "\n[chaos]\npartition = { every = \"100ms\", for = \"50ms\" }\nclog = { every = \"100ms\", for = \"50ms\" }\n",
     );
-    let plan = Plan::expand(&scenario(&source), 3);
+    let plan = Plan::expand(&scenario(&source).scenario, 3);
     assert!(plan.faults.len() > 20);
     for fault in &plan.faults {
         let (a, b) = match &fault.action {

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use faultline_harness::drive::{run_plan, RunOptions};
 use faultline_harness::plan::Plan;
-use faultline_harness::run::{run_plan, RunOptions};
 use faultline_harness::strategies;
-use faultline_harness::Scenario;
+use faultline_harness::Loaded;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -22,28 +22,28 @@ fn runner(cases: u32) -> TestRunner {
 
 /// Every random plan (with faults on `targets`, if given) passes every check of `scenario`.
 #[track_caller]
-fn holds(scenario: Arc<Scenario>, targets: Option<&[&str]>, cases: u32, faults_max: usize) {
-    let result = runner(cases).run(&strategies::plans_on(Arc::clone(&scenario), targets, faults_max), |plan| {
+fn holds(scenario: Arc<Loaded>, targets: Option<&[&str]>, cases: u32, faults_max: usize) {
+    let result = runner(cases).run(&strategies::plans_on(&scenario.scenario, targets, faults_max), |plan| {
         let report = run_plan(&scenario, plan, RunOptions::default());
         prop_assert!(report.passed, "{:?}", report.outcome);
         Ok(())
     });
     if let Err(error) = result {
-        panic!("{}: a plan broke it: {error}", scenario.name);
+        panic!("{}: a plan broke it: {error}", scenario.scenario.name);
     }
 }
 
 /// Some random plan violates `invariant`; returns the plan proptest shrank it to.
 #[track_caller]
-fn finds(scenario: Arc<Scenario>, invariant: &str, cases: u32, faults_max: usize) -> Plan {
-    let result = runner(cases).run(&strategies::plans(Arc::clone(&scenario), faults_max), |plan| {
+fn finds(scenario: Arc<Loaded>, invariant: &str, cases: u32, faults_max: usize) -> Plan {
+    let result = runner(cases).run(&strategies::plans(&scenario.scenario, faults_max), |plan| {
         let report = run_plan(&scenario, plan, RunOptions::default());
         prop_assert!(!report.violation_counts.contains_key(invariant));
         Ok(())
     });
     match result {
         Err(TestError::Fail(_, plan)) => plan,
-        other => panic!("{}: no plan violated {invariant}: {other:?}", scenario.name),
+        other => panic!("{}: no plan violated {invariant}: {other:?}", scenario.scenario.name),
     }
 }
 
@@ -73,14 +73,14 @@ fn the_textbook_cache_race_is_found_and_needs_no_fault() {
     // Long and busy enough that every seed shows the race.
     let source = "name = \"proptest textbook cache\"\nsystem = \"cache\"\nduration = \"8s\"\nheal = \"2s\"\n\
         [knobs]\ninvalidation = \"delete\"\nkeys = 10\nzipf = 1.0\nread_ratio = 0.8\n\
-        [workload]\nclients = 3\nrate = \"300/s\"\ndeadline = \"1s\"\n[check]\ninvariants = [\"read-your-writes\"]\n";
+        [workload]\nclients = 3\nrate = \"300/s\"\ndeadline = \"1s\"\n[check]\ninvariants = [\"reads-see-completed-writes\"]\n";
     let scenario = scenario(source);
-    let minimal = finds(Arc::clone(&scenario), "read-your-writes", 5, 3);
+    let minimal = finds(Arc::clone(&scenario), "reads-see-completed-writes", 5, 3);
     assert!(minimal.faults.len() <= 1, "proptest shrank it to a small plan: {minimal:?}");
     // The race needs no fault: the same seed without any still shows it.
     let faultless = Plan { faults: Vec::new(), ..minimal };
     let report = run_plan(&scenario, faultless, RunOptions::default());
-    assert!(report.violation_counts.contains_key("read-your-writes"), "{:?}", report.violation_counts);
+    assert!(report.violation_counts.contains_key("reads-see-completed-writes"), "{:?}", report.violation_counts);
 }
 
 const BREAKER: &str = "name = \"proptest breaker\"\nsystem = \"breaker\"\nduration = \"6s\"\nheal = \"3s\"\n\

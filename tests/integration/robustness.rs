@@ -9,13 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_harness::history::TraceEvent;
-use faultline_harness::run::{run_seed, RunOptions};
-use faultline_harness::system::{
-    erase, Configured, EventDoc, HostResult, InvariantDoc, KnobDoc, LocalFuture, SystemEntry,
-};
+use faultline_harness::drive::{run_seed, RunOptions};
+use faultline_harness::system::{EventDoc, HostResult, KnobDoc, LocalFuture};
+use faultline_harness::SystemEntry;
 use faultline_harness::{
-    ClientContext, History, HostContext, InputError, Knobs, Outcome, SeedOutcome, System, SystemDoc, Violation,
+    ClientContext, HostContext, InputError, Invariant, Knobs, Outcome, SeedOutcome, System, SystemDoc,
 };
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -31,12 +29,18 @@ static DOC: SystemDoc = SystemDoc {
     about: "test-only: a server that misbehaves as its mode says",
     hosts: "server",
     knobs: &[KnobDoc { name: "mode", unit: "string", default: "ok", about: "what goes wrong" }],
-    invariants: &[InvariantDoc { name: "nothing", about: "always holds" }],
-    events: &[EventDoc { name: "noise", about: "an event whose detail may vary between runs", detects: false }],
+    events: &[
+        EventDoc { name: "noise", about: "an event whose value may vary between runs", detects: false },
+        EventDoc { name: "unlisted", about: "(its doc is removed in a test)", detects: false },
+    ],
 };
 
-pub fn entry() -> SystemEntry {
-    SystemEntry { doc: &DOC, configure }
+faultline_harness::system_events! {
+    /// What the misbehaving server reports.
+    pub enum MisbehaveEvent {
+        Noise = "noise" { value: u64 },
+        Unlisted = "unlisted",
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -45,13 +49,8 @@ struct MisbehaveKnobs {
     mode: Option<String>,
 }
 
-fn configure(knobs: &Knobs<'_>) -> Result<Arc<dyn Configured>, InputError> {
-    let raw: MisbehaveKnobs = knobs.parse()?;
-    Ok(erase(Misbehave { mode: raw.mode.unwrap_or_else(|| "ok".into()) }, &DOC))
-}
-
 #[derive(Serialize)]
-struct Misbehave {
+pub struct Misbehave {
     mode: String,
 }
 
@@ -60,12 +59,27 @@ const PORT: u16 = 9;
 impl System for Misbehave {
     type Op = u8;
     type Res = u8;
+    type Event = MisbehaveEvent;
+    type Client = ();
+
+    fn doc() -> &'static SystemDoc {
+        &DOC
+    }
+
+    fn invariants() -> Vec<Invariant<Self>> {
+        vec![Invariant { name: "nothing", about: "always holds", check: |_, _| Ok(Vec::new()) }]
+    }
+
+    fn configure(knobs: &Knobs<'_>) -> Result<Misbehave, InputError> {
+        let raw: MisbehaveKnobs = knobs.parse()?;
+        Ok(Misbehave { mode: raw.mode.unwrap_or_else(|| "ok".into()) })
+    }
 
     fn hosts(&self) -> Vec<String> {
         vec!["server".into()]
     }
 
-    fn host(self: &Arc<Self>, context: HostContext) -> LocalFuture<HostResult> {
+    fn host(self: &Arc<Self>, context: HostContext<MisbehaveEvent>) -> LocalFuture<HostResult> {
         let mode = self.mode.clone();
         Box::pin(async move {
             let listener = TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), PORT)).await?;
@@ -83,8 +97,9 @@ impl System for Misbehave {
                     }
                     "nondeterministic" => {
                         let value = RandomState::new().hash_one(42u8);
-                        events.emit("noise", format!("{value}"));
+                        events.emit(MisbehaveEvent::Noise { value });
                     }
+                    "unlisted" => events.emit(MisbehaveEvent::Unlisted),
                     _ => {}
                 }
             });
@@ -113,7 +128,9 @@ impl System for Misbehave {
         })
     }
 
-    fn next_op(&self, _client: u32, _rng: &mut ChaCha8Rng) -> u8 {
+    fn client(&self, _index: u32) {}
+
+    fn next_op(&self, _client: &mut (), _rng: &mut ChaCha8Rng) -> u8 {
         7
     }
 
@@ -121,7 +138,7 @@ impl System for Misbehave {
         "ping"
     }
 
-    fn call(self: &Arc<Self>, _client: ClientContext, op: u8) -> LocalFuture<Outcome<u8>> {
+    fn call(self: &Arc<Self>, _client: ClientContext<MisbehaveEvent>, op: u8) -> LocalFuture<Outcome<u8>> {
         let mode = self.mode.clone();
         Box::pin(async move {
             if mode == "panic-client" && turmoil::sim_elapsed().unwrap_or_default() > Duration::from_secs(1) {
@@ -138,17 +155,13 @@ impl System for Misbehave {
             .await;
             match result {
                 Ok(answer) => Outcome::Ok(answer),
-                Err(error) => Outcome::Failed(error.to_string()),
+                Err(error) => Outcome::Failed(error.kind().to_string()),
             }
         })
     }
-
-    fn check(&self, _invariant: &str, _history: &History<u8, u8>, _trace: &[TraceEvent]) -> Vec<Violation> {
-        Vec::new()
-    }
 }
 
-fn misbehaving(mode: &str) -> Arc<faultline_harness::Scenario> {
+fn misbehaving(mode: &str) -> Arc<faultline_harness::Loaded> {
     scenario(&format!(
         "name = \"misbehave {mode}\"\nsystem = \"misbehave\"\nduration = \"3s\"\nheal = \"2s\"\n\
          [knobs]\nmode = \"{mode}\"\n[workload]\nrate = \"50/s\"\ndeadline = \"200ms\"\n"
@@ -196,7 +209,7 @@ fn a_host_returning_an_error_fails_its_seed() {
 fn a_host_that_stops_serving_fails_liveness() {
     let report = run_seed(&misbehaving("exit"), 8, RunOptions::default());
     let reasons = failed_reasons(&report.outcome);
-    assert!(reasons.contains("violation(s) of liveness"), "{reasons}");
+    assert!(reasons.contains("1 violation of liveness"), "{reasons}");
     let liveness = report.violations.iter().find(|v| v.invariant == "liveness").expect("a liveness violation");
     assert!(liveness.message.contains("were not served"), "{}", liveness.message);
 }
@@ -217,4 +230,27 @@ fn check_determinism_names_the_first_divergent_record() {
     let reasons = failed_reasons(&report.outcome);
     assert!(reasons.contains("nondeterministic: two runs of seed 10 differ at record"), "{reasons}");
     assert!(reasons.contains("\"kind\":\"noise\""), "{reasons}");
+}
+
+#[test]
+fn an_event_kind_the_doc_does_not_list_is_refused_at_registration() {
+    let mut entry = SystemEntry::of::<Misbehave>();
+    static SHORT: SystemDoc = SystemDoc {
+        name: "misbehave-short",
+        about: "",
+        hosts: "server",
+        knobs: &[],
+        events: &[EventDoc { name: "noise", about: "", detects: false }],
+    };
+    entry.doc = &SHORT;
+    let error = faultline_harness::Registry::new().register(entry).unwrap_err();
+    assert!(error.contains("\"unlisted\", which its doc does not list"), "{error}");
+}
+
+#[test]
+fn two_systems_of_one_name_are_refused_naming_it() {
+    let mut registry = faultline_harness::Registry::new();
+    registry.register(SystemEntry::of::<Misbehave>()).unwrap();
+    let error = registry.register(SystemEntry::of::<Misbehave>()).unwrap_err();
+    assert!(error.contains("two systems are named \"misbehave\""), "{error}");
 }

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_harness::run::{run_seed, RunOptions};
-use faultline_harness::scenario::{self, Expect};
+use faultline_harness::drive::{run_seed, RunOptions};
+use faultline_harness::registry as loading;
+use faultline_harness::scenario::Expect;
 use faultline_harness::shrink::{shrink, to_toml, ShrinkOptions};
 
 use crate::support::{faultline, registry, repo_file, stdout};
@@ -19,7 +20,7 @@ const CHAOS: &str = "name = \"shrink me\"\nsystem = \"echo\"\nduration = \"6s\"\
 
 #[test]
 fn a_chaotic_failing_seed_shrinks_to_no_fault_and_a_small_workload() {
-    let scenario = Arc::new(scenario::parse("shrink-me.toml", CHAOS, &registry()).unwrap());
+    let scenario = Arc::new(loading::parse("shrink-me.toml", CHAOS, &registry()).unwrap());
     let options = ShrinkOptions {
         max_runs: 80,
         timeout: Duration::from_secs(300),
@@ -31,15 +32,15 @@ fn a_chaotic_failing_seed_shrinks_to_no_fault_and_a_small_workload() {
     assert_eq!(result.invariant, "echo-matches");
     assert!(result.original.faults >= 6, "the chaos plan has many faults: {}", result.original);
     assert_eq!(result.shrunk.plan.faults.len(), 0, "the corruption needs no fault: {}", result.shrunk.size());
-    assert!(result.shrunk.scenario.workload.clients < 4 || result.shrunk.scenario.workload.rate.per_second < 200.0);
+    let shrunk = result.shrunk.size();
+    assert!(shrunk.clients < 4 || shrunk.rate_per_second < 200.0, "{shrunk}");
     assert_eq!(steps, result.runs - 1, "one progress line per run after the first");
 
     // The written file stands alone, pinned to the seed, and fails the same way.
     let text = to_toml(&result.shrunk, &Expect::Pass, &["test".to_string()]);
-    let written =
-        Arc::new(scenario::parse("shrunk.toml", &text, &registry()).unwrap_or_else(|e| panic!("{e}\n{text}")));
-    assert_eq!(written.seed, Some(3));
-    assert!(written.faults.is_empty() && written.chaos.generators.is_empty());
+    let written = Arc::new(loading::parse("shrunk.toml", &text, &registry()).unwrap_or_else(|e| panic!("{e}\n{text}")));
+    assert_eq!(written.scenario.seed, Some(3));
+    assert!(written.scenario.faults.is_empty() && written.scenario.chaos.generators.is_empty());
     let report = run_seed(&written, 3, RunOptions::default());
     assert!(report.violation_counts.contains_key("echo-matches"), "{text}");
 }
@@ -59,19 +60,41 @@ fn the_cli_shrinks_a_known_flaw_and_verifies_the_file() {
     ]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(text.contains("checked: running it violates read-your-writes again"), "{text}");
+    assert!(text.contains("checked: running it violates reads-see-completed-writes again"), "{text}");
     let written = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     assert!(written.starts_with("# Shrunk by `faultline shrink scenarios/cache/lost-invalidation.toml --seed 1`"));
-    assert!(written.contains("expect = \"violation:read-your-writes\""), "a known flaw keeps its expectation");
+    assert!(
+        written.contains("expect = [\"violation:reads-see-completed-writes\"]"),
+        "a known flaw keeps its expectation"
+    );
     assert!(written.matches("[[fault]]").count() <= 3);
 }
 
 #[test]
-fn a_seed_that_does_not_fail_has_nothing_to_shrink() {
-    let output = faultline(&["shrink", "scenarios/echo/baseline.toml", "--seed", "1", "--out", "/dev/null"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("seed 1 has nothing to shrink"));
+fn a_seed_that_does_not_fail_has_nothing_to_shrink_which_is_bad_input_not_a_failed_check() {
+    let out = std::env::temp_dir().join(format!("faultline-nothing-{}.toml", std::process::id()));
+    let output = faultline(&["shrink", "scenarios/echo/baseline.toml", "--seed", "1", "--out", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--seed: seed 1 has nothing to shrink"), "{stderr}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn shrink_never_overwrites_a_file_or_creates_folders_unasked() {
+    let existing = std::env::temp_dir().join(format!("faultline-existing-{}.toml", std::process::id()));
+    std::fs::write(&existing, "keep me").unwrap();
+    let file = "scenarios/echo/corrupting-server.toml";
+    let output = faultline(&["shrink", file, "--seed", "1", "--out", existing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pass --force to overwrite it"));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+    let _ = std::fs::remove_file(&existing);
+    let nowhere = std::env::temp_dir().join("faultline-no-such-folder").join("x.toml");
+    let output = faultline(&["shrink", file, "--seed", "1", "--out", nowhere.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist; create it first"));
 }
 
 #[test]

@@ -4,21 +4,24 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 
-use faultline_harness::{scenario, InputError, Registry, Scenario};
+use faultline_harness::{registry as loading, InputError, Loaded, Registry, SystemEntry};
 
-/// The systems the CLI knows, plus the misbehaving test systems.
+/// The systems the CLI knows, plus the misbehaving test system.
 pub fn registry() -> Registry {
-    let mut registry = faultline_systems::registry();
-    registry.register(crate::robustness::entry());
-    registry
+    faultline_systems::registry().with(SystemEntry::of::<crate::robustness::Misbehave>())
 }
 
-pub fn parse(source: &str) -> Result<Scenario, InputError> {
-    scenario::parse("test.toml", source, &registry())
+pub fn parse(source: &str) -> Result<Loaded, InputError> {
+    loading::parse("test.toml", source, &registry())
 }
 
-pub fn scenario(source: &str) -> Arc<Scenario> {
+pub fn scenario(source: &str) -> Arc<Loaded> {
     Arc::new(parse(source).unwrap_or_else(|e| panic!("scenario should parse:\n{e}")))
+}
+
+/// Loads a scenario file of the repository.
+pub fn load(relative: &str) -> Arc<Loaded> {
+    Arc::new(loading::load(&repo_file(relative), &registry()).unwrap_or_else(|e| panic!("{relative} loads:\n{e}")))
 }
 
 pub fn root() -> &'static Path {

@@ -35,11 +35,13 @@ pub fn check_fifo(context: &CheckContext<'_, Calibration>) -> Vec<Violation> {
 /// The queue server's own time-average number in the system (L), from its
 /// last load report.
 pub fn server_load(context: &CheckContext<'_, Calibration>) -> Option<f64> {
-    context.events().filter_map(|(_, _, event)| match event {
-        CalibrationEvent::Load { area, covered } if *covered > 0.0 => Some(area / covered),
-        _ => None,
-    })
-    .last()
+    context
+        .events()
+        .filter_map(|(_, _, event)| match event {
+            CalibrationEvent::Load { area, covered } if *covered > 0.0 => Some(area / covered),
+            _ => None,
+        })
+        .last()
 }
 
 #[cfg(test)]

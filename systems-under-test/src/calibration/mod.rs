@@ -51,10 +51,20 @@ static DOC: SystemDoc = SystemDoc {
             default: "fifo",
             about: "queue: fifo, or lifo (a planted flaw: the newest request is served first)",
         },
-        KnobDoc { name: "fail_probability", unit: "probability", default: "0.3", about: "flaky: chance each attempt fails" },
+        KnobDoc {
+            name: "fail_probability",
+            unit: "probability",
+            default: "0.3",
+            about: "flaky: chance each attempt fails",
+        },
         KnobDoc { name: "attempts_max", unit: "count", default: "3", about: "flaky: attempts per request" },
         KnobDoc { name: "replicas", unit: "count", default: "3", about: "replicas: how many replica hosts" },
-        KnobDoc { name: "replica_timeout", unit: "duration", default: "20ms", about: "replicas: how long one ask may take" },
+        KnobDoc {
+            name: "replica_timeout",
+            unit: "duration",
+            default: "20ms",
+            about: "replicas: how long one ask may take",
+        },
     ],
     events: &[
         EventDoc { name: "calibration.attempt", about: "flaky: the server received an attempt", detects: false },
@@ -85,7 +95,8 @@ impl System for Calibration {
     fn invariants() -> Vec<Invariant<Self>> {
         vec![Invariant {
             name: "fifo",
-            about: "queue: the server finishes requests in the order it received them (its served events, in time order)",
+            about:
+                "queue: the server finishes requests in the order it received them (its served events, in time order)",
             check: |_, context: &CheckContext<'_, Calibration>| Ok(check_fifo(context)),
         }]
     }
@@ -122,7 +133,11 @@ impl System for Calibration {
         Some(CalibrationOp::Ping)
     }
 
-    fn call(self: &Arc<Self>, _client: ClientContext<CalibrationEvent>, op: CalibrationOp) -> LocalFuture<Outcome<Answer>> {
+    fn call(
+        self: &Arc<Self>,
+        _client: ClientContext<CalibrationEvent>,
+        op: CalibrationOp,
+    ) -> LocalFuture<Outcome<Answer>> {
         Box::pin(server::call(Arc::clone(self), op))
     }
 

@@ -14,9 +14,9 @@ use super::wire::{describe, read_frame, write_frame};
 pub async fn ask<Q: Serialize, A: DeserializeOwned>(host: &str, port: u16, request: &Q) -> std::io::Result<A> {
     let mut stream = turmoil::net::TcpStream::connect((host, port)).await?;
     write_frame(&mut stream, request).await?;
-    read_frame(&mut stream).await?.ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{host} closed the connection"))
-    })
+    read_frame(&mut stream)
+        .await?
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{host} closed the connection")))
 }
 
 /// Why a request got no answer.

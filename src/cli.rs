@@ -1,0 +1,689 @@
+//! The command line: raw arguments -> validated inputs -> one `match` on the
+//! command -> one place that prints errors and picks the exit code.
+//! Everything else lives in the harness and the systems.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use faultline_harness::drive::{run_seed_saved, RunOptions};
+use faultline_harness::judge::{RunReport, SeedOutcome};
+use faultline_harness::registry::{self, Keep, Loaded};
+use faultline_harness::sweep::{self, Seeds, Verdict};
+use faultline_harness::{InputError, Plan, Registry};
+
+use crate::report;
+use crate::EXIT_CODES;
+
+#[derive(Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "Deterministic chaos-engineering harness: runs services in a simulated network under seeded faults",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Text for people.
+    Text,
+    /// One JSON object on standard output.
+    Json,
+}
+
+/// A seed as a flag takes it: a whole number from 0 to 2^64-1.
+fn parse_seed(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|_| {
+        if text.trim_start().starts_with('-') {
+            format!("{text:?} is not a seed: seeds are whole numbers from 0 to 18446744073709551615, never negative")
+        } else {
+            format!("{text:?} is not a seed: a whole number from 0 to 18446744073709551615")
+        }
+    })
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one seed of a scenario: settings, then a summary and a verdict.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The seed (any u64); the same seed gives the same run, bit for bit.
+        /// Default: the file's `seed`, else 1.
+        #[arg(long, value_parser = parse_seed, allow_hyphen_values = true)]
+        seed: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Run the seed twice and fail, naming the first differing event, if the runs differ.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Wall-clock limit of the run in seconds (a busy loop in host code is reported, not waited for).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: u64,
+    },
+    /// Run a seed again, optionally with its event trace, or save its recording.
+    #[command(after_help = EXIT_CODES)]
+    Replay {
+        /// The scenario file (its `reproduce:` line names it).
+        scenario: PathBuf,
+        /// The seed to replay (default: the file's `seed`; required otherwise).
+        #[arg(long, value_parser = parse_seed, allow_hyphen_values = true)]
+        seed: Option<u64>,
+        /// Print the trace: faults, crashes, system events and every operation, in time order.
+        #[arg(long)]
+        trace: bool,
+        /// Write the trace as JSON lines to this file (its folder must exist).
+        #[arg(long, value_name = "FILE")]
+        trace_out: Option<PathBuf>,
+        /// Save the run's recording (history, trace, plan, scenario) as JSON,
+        /// for `faultline analyze` to judge again without simulating.
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Wall-clock limit of the run in seconds.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: u64,
+    },
+    /// Judge a saved recording (`replay --save`) again: checkers, figures,
+    /// SLOs and verdict, without simulating.
+    #[command(after_help = EXIT_CODES)]
+    Analyze {
+        /// The recording, as `replay --save` wrote it.
+        recording: PathBuf,
+        /// Print the trace as well.
+        #[arg(long)]
+        trace: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run scenarios (files or folders of *.toml) over many seeds.
+    #[command(after_help = EXIT_CODES)]
+    Sweep {
+        /// Scenario files, or folders searched for *.toml.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Run seeds 1..=N of every scenario (default: each file's `seeds`;
+        /// a file that pins its `seed` runs that seed alone).
+        #[arg(long, conflicts_with = "seed_range", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        seeds: Option<u64>,
+        /// Run the seeds A..B (B excluded) of every scenario (a file that pins
+        /// its `seed` runs that seed alone).
+        #[arg(long, value_name = "A..B", value_parser = parse_seed_range)]
+        seed_range: Option<std::ops::Range<u64>>,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+        /// Run every seed twice and fail seeds whose runs differ.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Wall-clock limit of each run in seconds.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: u64,
+        /// Append every failing seed to a `.regressions` file beside its
+        /// scenario; `cargo test` replays those seeds first.
+        #[arg(long)]
+        record_regressions: bool,
+    },
+    /// Validate scenario files (or folders of them) without running anything.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// Scenario files, or folders searched for *.toml.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Shrink a failing seed to a minimal fault schedule and workload, written
+    /// as a standalone scenario file that reproduces the same violation.
+    #[command(after_help = EXIT_CODES)]
+    Shrink {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The failing seed.
+        #[arg(long, value_parser = parse_seed, allow_hyphen_values = true)]
+        seed: u64,
+        /// The invariant to keep violating (default: the first the seed violates).
+        #[arg(long)]
+        invariant: Option<String>,
+        /// Runs the search may make at most.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        max_runs: u64,
+        /// Wall-clock budget of the search, in seconds.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        /// Where to write the result (default: scenarios/regressions/<name>-seed<N>.toml; its folder must exist).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Overwrite the output file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Wall-clock limit of each run in seconds.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: u64,
+    },
+    /// Measure simulation speed side by side (per system, threads, tick,
+    /// probe) and print the table docs/performance.md keeps.
+    Bench {
+        /// Seeds per case.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        seeds: u64,
+        /// Threads for the parallel column (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+    },
+    /// List systems, their knobs, invariants and events, fault kinds and SLO metrics.
+    List,
+    /// Hold the metrics against closed-form theory (availability, M/M/1,
+    /// M/M/1/K, retries, replicas) and print the table docs/metrics.md shows.
+    #[command(after_help = EXIT_CODES)]
+    Calibrate {
+        /// Many more seeds and five times the simulated time (minutes, not seconds).
+        #[arg(long)]
+        long: bool,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+    },
+}
+
+fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (low, high) =
+        text.split_once("..").ok_or_else(|| format!("expected a seed range A..B such as 1..101, found {text:?}"))?;
+    let (low, high) = (parse_seed(low)?, parse_seed(high)?);
+    if low >= high {
+        return Err(format!("the range {text} is empty: B must be above A (B is excluded)"));
+    }
+    if high - low > faultline_harness::scenario::SEEDS_MAX {
+        return Err(format!("the range {text} holds more than {} seeds", faultline_harness::scenario::SEEDS_MAX));
+    }
+    Ok(low..high)
+}
+
+/// Parses `args` and runs the command over `registry`.
+pub fn main<I, T>(args: I, registry: &Registry) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    match execute(cli.command, registry) {
+        Ok(code) => code,
+        Err(Failure::Input(errors)) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+enum Failure {
+    Input(Vec<InputError>),
+    Other(anyhow::Error),
+}
+
+impl From<InputError> for Failure {
+    fn from(error: InputError) -> Failure {
+        Failure::Input(vec![error])
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        Failure::Other(error)
+    }
+}
+
+/// A flag's value that is not valid, as an input error naming the flag.
+fn flag_error(flag: &str, message: impl Into<String>) -> Failure {
+    Failure::Input(vec![InputError::new(flag, message)])
+}
+
+/// The exit code of one seed's outcome.
+fn seed_code(outcome: &SeedOutcome) -> ExitCode {
+    match outcome {
+        SeedOutcome::Passed | SeedOutcome::FoundExpected => ExitCode::SUCCESS,
+        SeedOutcome::Unjudged { .. } => ExitCode::from(3),
+        SeedOutcome::Failed { .. } | SeedOutcome::NotFound => ExitCode::from(1),
+    }
+}
+
+fn jobs_or_cores(jobs: Option<u64>) -> usize {
+    jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize)
+}
+
+fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Run { scenario, seed, format, check_determinism, wall_limit } => {
+            let loaded = load_one(&scenario, registry)?;
+            let seed = seed.or(loaded.scenario.seed).unwrap_or(1);
+            let options = RunOptions {
+                wall_limit: Some(Duration::from_secs(wall_limit)),
+                check_determinism,
+                ..RunOptions::default()
+            };
+            if format == Format::Text {
+                report::print_header("run", &loaded.scenario, &Plan::expand(&loaded.scenario, seed));
+            }
+            let ran = run_seed_saved(&loaded, seed, options);
+            print_run(&loaded, &ran.report, format);
+            Ok(seed_code(&ran.report.outcome))
+        }
+        Command::Replay { scenario, seed, trace, trace_out, save, format, wall_limit } => {
+            replay(&scenario, seed, Outputs { trace, trace_out, save }, format, wall_limit, registry)
+        }
+        Command::Analyze { recording, trace, format } => analyze(&recording, trace, format, registry),
+        Command::Sweep {
+            paths,
+            seeds,
+            seed_range,
+            jobs,
+            check_determinism,
+            format,
+            wall_limit,
+            record_regressions,
+        } => {
+            let seeds = match (seeds, seed_range) {
+                (Some(count), _) => Seeds::Count(count),
+                (None, Some(range)) => Seeds::Range(range),
+                (None, None) => Seeds::FromScenario,
+            };
+            let options = RunOptions {
+                wall_limit: Some(Duration::from_secs(wall_limit)),
+                check_determinism,
+                ..RunOptions::default()
+            };
+            run_sweep(&paths, &seeds, jobs_or_cores(jobs), options, format, record_regressions, registry)
+        }
+        Command::Check { paths } => check_files(&paths, registry),
+        Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit } => {
+            let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit };
+            shrink(&scenario, request, registry)
+        }
+        Command::Bench { seeds, jobs } => {
+            crate::bench::run(&faultline_systems::registry(), seeds, jobs_or_cores(jobs))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List => {
+            report::print_list(registry);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Calibrate { long, jobs } => calibrate(long, jobs_or_cores(jobs)),
+    }
+}
+
+fn check_files(paths: &[PathBuf], registry: &Registry) -> Result<ExitCode, Failure> {
+    let loaded = load_all(paths, registry)?;
+    for item in &loaded {
+        let s = &item.scenario;
+        println!(
+            "ok  {}  ({}: {}, {} explicit faults, {} chaos generators)",
+            s.file,
+            s.system_name,
+            sweep::seeds_noun(s.seed.map_or(s.seeds as usize, |_| 1)),
+            s.faults.len(),
+            s.chaos.generators.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate(long: bool, jobs: usize) -> Result<ExitCode, Failure> {
+    use faultline_systems::theory;
+    let scale = if long { theory::LONG } else { theory::SHORT };
+    eprintln!("running the theory checks at scale {:?} ({} seeds each) on {jobs} threads", scale.name, scale.seeds);
+    let checks = theory::run_all(scale, jobs)?;
+    print!("{}", theory::markdown(&checks, scale));
+    Ok(if checks.iter().all(|c| c.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Loads one scenario file and prints its warnings.
+fn load_one(path: &Path, registry: &Registry) -> Result<Arc<Loaded>, Failure> {
+    let loaded = registry::load(path, registry)?;
+    for warning in &loaded.scenario.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(Arc::new(loaded))
+}
+
+fn print_run(loaded: &Loaded, report: &RunReport, format: Format) {
+    match format {
+        Format::Text => report::print_result(&loaded.scenario, report),
+        Format::Json => println!("{}", serde_json::to_string(report).expect("reports serialize")),
+    }
+}
+
+/// Where `replay` writes besides standard output.
+struct Outputs {
+    trace: bool,
+    trace_out: Option<PathBuf>,
+    save: Option<PathBuf>,
+}
+
+/// An output file's folder must exist: a typo in a path should not quietly
+/// create folders.
+fn check_output(flag: &str, path: &Path) -> Result<(), Failure> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(folder) if !folder.is_dir() => Err(flag_error(
+            flag,
+            format!("the folder {} of {} does not exist; create it first", folder.display(), path.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn replay(
+    path: &Path,
+    seed: Option<u64>,
+    outputs: Outputs,
+    format: Format,
+    wall_limit: u64,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
+    let loaded = load_one(path, registry)?;
+    let Some(seed) = seed.or(loaded.scenario.seed) else {
+        return Err(InputError::new(&loaded.scenario.file, "replay needs a seed: the file pins none")
+            .with_help("pass --seed N (a failure's `reproduce:` line names it)")
+            .into());
+    };
+    if let Some(out) = &outputs.trace_out {
+        check_output("--trace-out", out)?;
+    }
+    if let Some(out) = &outputs.save {
+        check_output("--save", out)?;
+    }
+    let options = RunOptions {
+        keep_records: outputs.trace || outputs.trace_out.is_some(),
+        save: outputs.save.is_some(),
+        wall_limit: Some(Duration::from_secs(wall_limit)),
+        check_determinism: false,
+    };
+    if format == Format::Text {
+        report::print_header("replay", &loaded.scenario, &Plan::expand(&loaded.scenario, seed));
+    }
+    let ran = run_seed_saved(&loaded, seed, options);
+    if let Some(out) = &outputs.trace_out {
+        write_trace(out, &ran.report).map_err(Failure::Other)?;
+        eprintln!("trace: {} lines written to {}", ran.report.timeline.len(), out.display());
+    }
+    if let (Some(out), Some(recording)) = (&outputs.save, &ran.recording) {
+        std::fs::write(out, recording)
+            .map_err(|e| flag_error("--save", format!("cannot write {}: {e}", out.display())))?;
+        eprintln!("recording: saved to {} (judge it again with `faultline analyze {}`)", out.display(), out.display());
+    }
+    if outputs.trace && format == Format::Text {
+        report::print_timeline(&ran.report);
+    }
+    print_run(&loaded, &ran.report, format);
+    Ok(seed_code(&ran.report.outcome))
+}
+
+fn analyze(path: &Path, trace: bool, format: Format, registry: &Registry) -> Result<ExitCode, Failure> {
+    let (loaded, text) = registry::load_recording(path, registry)?;
+    let keep = Keep { records: trace, recording: false };
+    let report = loaded
+        .system
+        .analyze(&loaded.scenario, &text, keep)
+        .map_err(|message| Failure::Input(vec![InputError::new(path.display().to_string(), message)]))?;
+    if format == Format::Text {
+        println!(
+            "faultline analyze {} (seed {}, recorded by faultline {}, turmoil {})",
+            path.display(),
+            report.seed,
+            report.versions.faultline,
+            report.versions.turmoil
+        );
+        println!("  scenario  {} ({})", loaded.scenario.name, loaded.scenario.file);
+        println!();
+        if trace {
+            report::print_timeline(&report);
+        }
+    }
+    print_run(&loaded, &report, format);
+    Ok(seed_code(&report.outcome))
+}
+
+fn write_trace(path: &Path, report: &RunReport) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot write the trace to {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for line in &report.timeline {
+        serde_json::to_writer(&mut out, line)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn run_sweep(
+    paths: &[PathBuf],
+    seeds: &Seeds,
+    jobs: usize,
+    options: RunOptions,
+    format: Format,
+    record_regressions: bool,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
+    let scenarios = load_all(paths, registry)?;
+    let total: usize = scenarios.iter().map(|s| seeds.for_scenario(&s.scenario).len()).sum();
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total as u64), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} elapsed, ~{eta} left  {msg}")
+            .expect("a valid progress template"),
+    );
+    // The sweep's own wall time, for the summary line: outside any simulation.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let progress = |report: &RunReport| {
+        if report.outcome.failed() {
+            bar.set_message(format!("last failure: {} seed {}", report.scenario, report.seed));
+        }
+        bar.inc(1);
+    };
+    let results = sweep::sweep(&scenarios, seeds, jobs, options, &progress);
+    bar.finish_and_clear();
+    if record_regressions {
+        record(&results)?;
+    }
+    let verdict = sweep_verdict(&results);
+    match format {
+        Format::Text => report::print_sweep(&results, started.elapsed(), jobs, options.check_determinism),
+        Format::Json => {
+            let mut out = std::io::stdout().lock();
+            let json =
+                serde_json::json!({ "passed": verdict == Verdict::Passed, "verdict": verdict, "scenarios": results });
+            serde_json::to_writer(&mut out, &json).map_err(|e| Failure::Other(e.into()))?;
+            let _ = writeln!(out);
+        }
+    }
+    Ok(match verdict {
+        Verdict::Passed => ExitCode::SUCCESS,
+        Verdict::Failed => ExitCode::from(1),
+        Verdict::Unjudged => ExitCode::from(3),
+    })
+}
+
+/// A sweep fails if any scenario failed, else is unjudged if any was.
+fn sweep_verdict(results: &[sweep::ScenarioResult]) -> Verdict {
+    if results.iter().any(|r| r.verdict == Verdict::Failed) {
+        Verdict::Failed
+    } else if results.iter().any(|r| r.verdict == Verdict::Unjudged) {
+        Verdict::Unjudged
+    } else {
+        Verdict::Passed
+    }
+}
+
+/// Scenario files named by `paths` (folders are searched for *.toml), sorted
+/// within each folder. Every bad file is reported, not just the first.
+fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Arc<Loaded>>, Failure> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let before = files.len();
+            if let Err(error) = collect_toml(path, &mut files) {
+                errors.push(InputError::new(path.display().to_string(), format!("cannot read this folder: {error}")));
+            } else if files.len() == before {
+                errors.push(InputError::new(path.display().to_string(), "no scenario files (*.toml) in this folder"));
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut scenarios = Vec::new();
+    for file in files {
+        match registry::load(&file, registry) {
+            Ok(loaded) => {
+                for warning in &loaded.scenario.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                scenarios.push(Arc::new(loaded));
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(Failure::Input(errors))
+    }
+}
+
+fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_toml(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// What `faultline shrink` was asked to do.
+struct ShrinkRequest {
+    seed: u64,
+    invariant: Option<String>,
+    max_runs: u64,
+    timeout: u64,
+    out: Option<PathBuf>,
+    force: bool,
+    wall_limit: u64,
+}
+
+fn shrink(path: &Path, request: ShrinkRequest, registry: &Registry) -> Result<ExitCode, Failure> {
+    use faultline_harness::shrink::{self, ShrinkOptions};
+    let loaded = load_one(path, registry)?;
+    let scenario = &loaded.scenario;
+    if let Some(name) = &request.invariant {
+        if !scenario.check.invariants.contains(name) {
+            return Err(flag_error("--invariant", format!("{name:?} is not checked by {}", scenario.file))
+                .with_help_all(format!("it checks: {}", scenario.check.invariants.join(", "))));
+        }
+    }
+    let seed = request.seed;
+    let stem = path.file_stem().map_or("scenario".to_string(), |s| s.to_string_lossy().into_owned());
+    let out = request
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("scenarios/regressions").join(format!("{stem}-seed{seed}.toml")));
+    check_output("--out", &out)?;
+    if out.exists() && !request.force {
+        return Err(flag_error(
+            "--out",
+            format!("{} exists; pass --force to overwrite it, or --out another file", out.display()),
+        ));
+    }
+    let options = ShrinkOptions {
+        max_runs: request.max_runs as usize,
+        timeout: Duration::from_secs(request.timeout),
+        invariant: request.invariant.clone(),
+        wall_limit: Duration::from_secs(request.wall_limit),
+    };
+    eprintln!("shrinking {} seed {seed} (at most {} runs, {}s)", scenario.file, request.max_runs, request.timeout);
+    let mut progress = |p: &shrink::Progress| {
+        eprintln!("  run {:>4}  {:<14} {}   [{:.1}s]", p.runs, p.step, p.size, p.elapsed.as_secs_f64());
+    };
+    let result = match shrink::shrink(&loaded, seed, &options, &mut progress) {
+        Ok(result) => result,
+        // Nothing to shrink is a mistake in what was asked, not a failed check.
+        Err(error) => return Err(flag_error("--seed", error.to_string())),
+    };
+    let written = crate::report::write_shrunk(&loaded, &result, path, seed, &out)?;
+    let check = faultline_harness::drive::run_seed(
+        &Arc::new(registry::load(&written, registry)?),
+        seed,
+        RunOptions { wall_limit: Some(Duration::from_secs(request.wall_limit)), ..RunOptions::default() },
+    );
+    Ok(report::print_shrunk(&result, scenario, seed, &out, &check))
+}
+
+impl Failure {
+    fn with_help_all(self, help: String) -> Failure {
+        match self {
+            Failure::Input(errors) => Failure::Input(errors.into_iter().map(|e| e.with_help(help.clone())).collect()),
+            other => other,
+        }
+    }
+}
+
+/// Appends each scenario's failing seeds to its regressions file.
+fn record(results: &[sweep::ScenarioResult]) -> Result<(), Failure> {
+    use faultline_harness::regressions::{self, Regression};
+    for result in results {
+        let records: Vec<Regression> = result
+            .failed_seeds()
+            .map(|report| Regression {
+                seed: faultline_harness::units::Seed(report.seed),
+                invariant: report.failing_invariants().first().map(|s| s.to_string()).unwrap_or_else(|| {
+                    if report.aborted.is_some() {
+                        "aborted".into()
+                    } else {
+                        "slo".into()
+                    }
+                }),
+                digest: report.digest.clone(),
+            })
+            .collect();
+        if records.is_empty() {
+            continue;
+        }
+        let added =
+            regressions::record(Path::new(&result.file), &records).map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
+        eprintln!(
+            "recorded {added} new failing seed(s) in {}",
+            regressions::path_for(Path::new(&result.file)).display()
+        );
+    }
+    Ok(())
+}
