@@ -18,6 +18,7 @@ compile_error!(
 pub mod error;
 pub mod faults;
 pub mod history;
+pub mod linearizability;
 pub mod metrics;
 pub mod plan;
 pub mod regressions;
