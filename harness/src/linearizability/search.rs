@@ -3,20 +3,25 @@
 //! memo of configurations already explored.
 //!
 //! The events sit in a doubly linked list sorted by time (calls before
-//! returns at equal times). The search walks it from the head: at a call it
-//! tries to apply that operation to the model state; if the model accepts
-//! and the resulting configuration (the set of operations linearized so far
-//! and the state) is new, it *lifts* the operation's two events out of the
-//! list and starts again from the head. Reaching a return means that
-//! operation should already have been linearized, so it backtracks: pops the
-//! last choice, puts its events back (*unlift*) and tries the next call.
-//! Indeterminate operations return at +infinity, so they never block the
-//! walk; the search succeeds once every determinate operation is
-//! linearized (the indeterminate ones left may never have taken effect).
+//! returns at equal times). In each configuration the candidates are the
+//! calls before the first return: operations that may take effect next. The
+//! search applies one to the model state; if the model accepts and the
+//! resulting configuration (the operations linearized so far and the state)
+//! is new, it *lifts* the operation's two events out of the list and goes
+//! on. When no candidate is left it backtracks: pops the last choice, puts
+//! its events back (*unlift*) and tries the next candidate. Indeterminate
+//! operations return at +infinity, so they never block; the search succeeds
+//! once every determinate operation is linearized (the indeterminate ones
+//! left may never have taken effect).
 //!
-//! Configurations are remembered in a hash set keyed by the bitset of
-//! linearized operations and the state, with an incrementally maintained
-//! hash of the bitset and full equality checked on a hash hit.
+//! Two reductions on top, both sound and both held against a brute-force
+//! reference in the tests: an applicable read is linearized at once and
+//! alone (no alternatives), and a configuration that differs from one seen
+//! only by having more indeterminate operations linearized is skipped.
+//!
+//! The memo is keyed by the determinate operations linearized (a Zobrist
+//! hash kept up to date as bits flip, and a compact copy of the bitset) and
+//! the state, with full equality checked on a hash hit.
 //!
 //! This module knows one partition at a time and nothing about files,
 //! threads, keys or reports. It is bounded by steps, by memory, by a wall
@@ -79,11 +84,16 @@ const HEAD: usize = 0;
 /// enough to stop within about a millisecond, rarely enough to cost nothing.
 const CLOCK_EVERY: u64 = 1 << 12;
 
-/// A choice on the search stack: operation `op` was linearized from `state`
-/// by its `choice`-th possible effect.
+/// A choice on the search stack: operation `op` was linearized from
+/// `state`. A `forced` choice was an applicable read, taken without trying
+/// alternatives, so backtracking past it exhausts the configuration it was
+/// taken in; otherwise the search resumes that configuration's candidates
+/// at `position`, with the effect after `choice`.
 struct Frame<S> {
     op: usize,
     state: S,
+    forced: bool,
+    position: usize,
     choice: usize,
 }
 
@@ -227,11 +237,12 @@ fn state_hash<S: Hash>(state: &S) -> u64 {
     hasher.finish()
 }
 
-/// A configuration seen: which operations are linearized and the state.
-/// Hashes as its precomputed `hash`.
+/// A configuration seen, less its indeterminate operations: which
+/// determinate operations are linearized and the state. Hashes as its
+/// precomputed `hash`.
 struct Seen<S> {
     hash: u64,
-    bits: Box<[u64]>,
+    determinate: Box<[u64]>,
     state: S,
 }
 
@@ -243,7 +254,7 @@ impl<S> Hash for Seen<S> {
 
 impl<S: Eq> PartialEq for Seen<S> {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.bits == other.bits && self.state == other.state
+        self.hash == other.hash && self.determinate == other.determinate && self.state == other.state
     }
 }
 
@@ -267,55 +278,161 @@ impl Hasher for Identity {
     }
 }
 
-/// Lowe's memo. Only ever asked "is this configuration new?" and never
-/// iterated, so std's HashSet cannot leak its order into any result.
+/// Lowe's memo, with dominance for indeterminate operations: for each
+/// (determinate operations linearized, state) seen, the sets of
+/// indeterminate operations linearized with it. Only ever asked "is this
+/// configuration new?" and never iterated, so std's HashMap cannot leak its
+/// order into any result.
 #[allow(clippy::disallowed_types)]
-type MemoSet<S> = std::collections::HashSet<Seen<S>, BuildHasherDefault<Identity>>;
+type Memo<S> = std::collections::HashMap<Seen<S>, Vec<Box<[u64]>>, BuildHasherDefault<Identity>>;
 
-/// Adds the configuration (`bits`, `state`) to the memo; false if it was
-/// already there.
-fn remember<S: Hash + Eq + Clone>(memo: &mut MemoSet<S>, bits: &[u64], bits_hash: u64, state: &S) -> bool {
-    let hash = mix(bits_hash ^ state_hash(state).rotate_left(32));
-    memo.insert(Seen { hash, bits: bits.into(), state: state.clone() })
+/// The operations linearized so far, determinate and indeterminate apart,
+/// each numbered densely, with a Zobrist hash of the determinate ones.
+struct Linearized {
+    determinate: Vec<u64>,
+    indeterminate: Vec<u64>,
+    hash: u64,
+    /// Each operation's number among its kind.
+    number: Vec<usize>,
+    is_determinate: Vec<bool>,
+    /// The first word of `determinate` not all ones: the search works
+    /// through a history roughly in time order, so the words below it are
+    /// the same in every configuration near the current one.
+    low_word: usize,
+    /// No word of `determinate` above this one has a bit set.
+    high_word: usize,
+}
+
+impl Linearized {
+    fn flip(&mut self, op: usize) {
+        let number = self.number[op];
+        let (word, bit) = (number / 64, 1u64 << (number % 64));
+        if self.is_determinate[op] {
+            self.determinate[word] ^= bit;
+            self.hash ^= zobrist(op);
+            if self.determinate[word] & bit == 0 {
+                self.low_word = self.low_word.min(word);
+            } else {
+                self.high_word = self.high_word.max(word);
+                while self.low_word < self.determinate.len() && self.determinate[self.low_word] == u64::MAX {
+                    self.low_word += 1;
+                }
+            }
+        } else {
+            self.indeterminate[word] ^= bit;
+        }
+    }
+
+    /// The determinate set in a compact form that is equal exactly when the
+    /// sets are: the count of leading all-ones words, then the words from
+    /// there to the last nonzero one. Long histories keep memo entries small.
+    fn determinate_key(&self) -> Box<[u64]> {
+        let mut high = self.high_word.min(self.determinate.len().saturating_sub(1));
+        while high > self.low_word && self.determinate[high] == 0 {
+            high -= 1;
+        }
+        let words = self.determinate.get(self.low_word..=high).unwrap_or(&[]);
+        std::iter::once(self.low_word as u64).chain(words.iter().copied()).collect()
+    }
+}
+
+fn subset(small: &[u64], large: &[u64]) -> bool {
+    small.iter().zip(large).all(|(a, b)| a & !b == 0)
+}
+
+/// Records the configuration (`linearized`, `state`); false when it was
+/// seen before or is dominated: seen with the same determinate operations
+/// and state but a subset of these indeterminate ones. A dominated
+/// configuration can succeed only where the dominating one can (it merely
+/// has fewer optional operations left), and that one has failed or is an
+/// ancestor still exploring its alternatives.
+fn remember<S: Hash + Eq + Clone>(memo: &mut Memo<S>, linearized: &Linearized, state: &S, bytes: &mut usize) -> bool {
+    let hash = mix(linearized.hash ^ state_hash(state).rotate_left(32));
+    let key = Seen { hash, determinate: linearized.determinate_key(), state: state.clone() };
+    let key_bytes = key.determinate.len() * 8;
+    let set_bytes = linearized.indeterminate.len() * 8 + std::mem::size_of::<Box<[u64]>>();
+    match memo.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut seen) => {
+            if seen.get().iter().any(|earlier| subset(earlier, &linearized.indeterminate)) {
+                return false;
+            }
+            seen.get_mut().push(linearized.indeterminate.as_slice().into());
+            *bytes += set_bytes;
+        }
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(vec![linearized.indeterminate.as_slice().into()]);
+            // The entry, its key's words, its one set, and the table's slack.
+            *bytes += std::mem::size_of::<(Seen<S>, Vec<Box<[u64]>>)>() * 2 + key_bytes + set_bytes;
+        }
+    }
+    true
 }
 
 /// Searches for a linearization of `ops` from any of `inits`.
 ///
-/// The initial states share one memo: a configuration (operations
-/// linearized, state) fails or succeeds the same way however it was reached,
-/// so after a first write the searches from different initial states meet
-/// and the later ones end almost at once.
+/// At each configuration the candidates are the calls before the first
+/// return in the event list. An applicable read goes first and alone:
+/// moving an operation that never changes the state to the earliest point
+/// it may take effect breaks no linearization, so no alternative needs
+/// trying. Otherwise the other operations are tried in call order,
+/// indeterminate ones among them. (Trying indeterminate operations last
+/// was measured and lost: a read that needs a timed-out write's value then
+/// explores every order of the determinate writes first.)
+///
+/// The initial states share one memo: a configuration fails or succeeds the
+/// same way however it was reached, so after a first write the searches
+/// from different initial states meet and the later ones end almost at once.
 pub(crate) fn search<M: Model>(model: &M, inits: &[M::State], ops: &[SearchOp<'_, M>], budget: &Budget) -> Outcome {
     let mut events = Events::new(ops);
     let tail = events.next.len() - 1;
-    let words = ops.len().div_ceil(64);
-    let mut bits = vec![0u64; words];
-    let mut memo: MemoSet<M::State> = MemoSet::default();
-    let entry_bytes = words * 8 + std::mem::size_of::<Seen<M::State>>() + 16;
+    let read_only: Vec<bool> = ops.iter().map(|op| model.is_read_only(op.input)).collect();
+    let is_determinate: Vec<bool> = ops.iter().map(|op| op.output.is_some()).collect();
+    let (mut determinate_count, mut indeterminate_count) = (0, 0);
+    let number: Vec<usize> = is_determinate
+        .iter()
+        .map(|&determinate| {
+            let counter = if determinate { &mut determinate_count } else { &mut indeterminate_count };
+            *counter += 1;
+            *counter - 1
+        })
+        .collect();
+    let mut linearized = Linearized {
+        determinate: vec![0; determinate_count.div_ceil(64)],
+        indeterminate: vec![0; indeterminate_count.div_ceil(64)],
+        hash: 0,
+        number,
+        is_determinate,
+        low_word: 0,
+        high_word: 0,
+    };
+    let mut memo: Memo<M::State> = Memo::default();
+    let mut memo_bytes = 0usize;
     let mut steps = 0u64;
-    let determinate = ops.iter().filter(|op| op.output.is_some()).count();
+    let mut clock_check_at = CLOCK_EVERY;
+    let mut candidates: Vec<usize> = Vec::new();
+    let mut order: Vec<usize> = Vec::new();
     for init in inits {
-        if !remember(&mut memo, &bits, 0, init) {
+        if !remember(&mut memo, &linearized, init, &mut memo_bytes) {
             // The same initial state twice.
             continue;
         }
-        let mut bits_hash = 0u64;
         let mut stack: Vec<Frame<M::State>> = Vec::new();
         let mut state = init.clone();
-        let mut node = events.next[HEAD];
-        let mut first_choice = 0usize;
         // Determinate operations not yet linearized: at zero, the rest are
         // indeterminate, which may all be left out.
-        let mut left = determinate;
-        loop {
+        let mut left = determinate_count;
+        // Where to resume the current configuration's candidates after a
+        // backtrack; `None` for a configuration just entered.
+        let mut resume: Option<(usize, usize)> = None;
+        'configurations: loop {
             if left == 0 {
                 return Outcome::Linearizable;
             }
-            steps += 1;
             if steps > budget.steps_max {
                 return Outcome::Unknown(Exhausted::Steps(budget.steps_max));
             }
-            if steps.is_multiple_of(CLOCK_EVERY) {
+            if steps >= clock_check_at {
+                clock_check_at = steps + CLOCK_EVERY;
                 if budget.abandon_below.is_some_and(|(lowest, index)| lowest.load(Ordering::Relaxed) < index) {
                     return Outcome::Unknown(Exhausted::Abandoned);
                 }
@@ -326,72 +443,79 @@ pub(crate) fn search<M: Model>(model: &M, inits: &[M::State], ops: &[SearchOp<'_
                     return Outcome::Unknown(Exhausted::WallClock);
                 }
             }
-            debug_assert!(node != tail, "every call is followed by its return");
-            let op = events.op[node];
-            if events.is_call[node] {
-                let this = &ops[op];
-                let word = op / 64;
-                let bit = 1u64 << (op % 64);
-                let linearized_hash = bits_hash ^ zobrist(op);
-                // Try the operation's possible next states from
-                // `first_choice` on (nonzero when resuming after a backtrack).
-                let mut chosen = None;
-                bits[word] |= bit;
-                match this.output {
-                    Some(output) => {
-                        if first_choice == 0 {
-                            if let Some(next_state) = model.step(&state, this.input, output) {
-                                if remember(&mut memo, &bits, linearized_hash, &next_state) {
-                                    chosen = Some((0, next_state));
-                                }
-                            }
-                        }
-                    }
-                    None => {
-                        let effects = model.step_indeterminate(&state, this.input);
-                        for (choice, next_state) in effects.into_iter().enumerate().skip(first_choice) {
-                            if remember(&mut memo, &bits, linearized_hash, &next_state) {
-                                chosen = Some((choice, next_state));
-                                break;
-                            }
-                        }
-                    }
-                }
-                first_choice = 0;
-                match chosen {
-                    Some((choice, next_state)) => {
-                        if memo.len().saturating_mul(entry_bytes) > budget.memo_bytes_max {
-                            let outcome = Outcome::Unknown(Exhausted::Memory(budget.memo_bytes_max));
-                            return outcome;
-                        }
-                        bits_hash = linearized_hash;
-                        left -= usize::from(this.output.is_some());
-                        stack.push(Frame { op, state: std::mem::replace(&mut state, next_state), choice });
+            if memo_bytes > budget.memo_bytes_max {
+                return Outcome::Unknown(Exhausted::Memory(budget.memo_bytes_max));
+            }
+            steps += 1;
+            candidates.clear();
+            let mut node = events.next[HEAD];
+            while node != tail && events.is_call[node] {
+                candidates.push(events.op[node]);
+                node = events.next[node];
+            }
+            let mut exhausted = false;
+            if resume.is_none() {
+                let applicable_read = candidates.iter().find_map(|&op| {
+                    let output = ops[op].output.filter(|_| read_only[op])?;
+                    model.step(&state, ops[op].input, output).map(|next_state| (op, next_state))
+                });
+                if let Some((op, next_state)) = applicable_read {
+                    steps += 1;
+                    linearized.flip(op);
+                    if remember(&mut memo, &linearized, &next_state, &mut memo_bytes) {
+                        let state = std::mem::replace(&mut state, next_state);
+                        stack.push(Frame { op, state, forced: true, position: 0, choice: 0 });
                         events.lift(op);
-                        node = events.next[HEAD];
+                        left -= 1;
+                        continue 'configurations;
                     }
-                    None => {
-                        bits[word] &= !bit;
-                        node = events.next[node];
-                    }
+                    linearized.flip(op);
+                    // Its only successor was seen: this configuration fails.
+                    exhausted = true;
                 }
-            } else {
-                // The return of an operation not yet linearized: every
-                // linearization of this prefix is exhausted; undo the last
-                // choice. An empty stack means this initial state fails.
+            }
+            if !exhausted {
+                order.clear();
+                order.extend(candidates.iter().filter(|&&op| ops[op].output.is_none() || !read_only[op]));
+                let (first_position, first_choice) = resume.take().unwrap_or((0, 0));
+                for (position, &op) in order.iter().enumerate().skip(first_position) {
+                    let skip = if position == first_position { first_choice } else { 0 };
+                    let this = &ops[op];
+                    let effects: Vec<M::State> = match this.output {
+                        Some(output) => model.step(&state, this.input, output).into_iter().collect(),
+                        None => model.step_indeterminate(&state, this.input),
+                    };
+                    linearized.flip(op);
+                    for (choice, next_state) in effects.into_iter().enumerate().skip(skip) {
+                        steps += 1;
+                        if remember(&mut memo, &linearized, &next_state, &mut memo_bytes) {
+                            let state = std::mem::replace(&mut state, next_state);
+                            stack.push(Frame { op, state, forced: false, position, choice });
+                            events.lift(op);
+                            left -= usize::from(this.output.is_some());
+                            continue 'configurations;
+                        }
+                    }
+                    linearized.flip(op);
+                }
+            }
+            // Every candidate is exhausted: undo choices until one has an
+            // alternative left. An empty stack means this initial state fails.
+            loop {
                 let Some(frame) = stack.pop() else {
-                    break;
+                    break 'configurations;
                 };
                 events.unlift(frame.op);
+                linearized.flip(frame.op);
                 left += usize::from(ops[frame.op].output.is_some());
-                bits[frame.op / 64] &= !(1u64 << (frame.op % 64));
-                bits_hash ^= zobrist(frame.op);
                 state = frame.state;
-                node = events.call_node[frame.op];
-                first_choice = frame.choice + 1;
+                if !frame.forced {
+                    resume = Some((frame.position, frame.choice + 1));
+                    continue 'configurations;
+                }
             }
         }
-        debug_assert!(bits.iter().all(|&word| word == 0), "a failed start leaves nothing linearized");
+        debug_assert!(linearized.determinate.iter().chain(&linearized.indeterminate).all(|&word| word == 0));
     }
     Outcome::NotLinearizable
 }
