@@ -603,7 +603,7 @@ fn speed_table_when_asked() {
     if std::env::var("FAULTLINE_LIN_BENCH").as_deref() != Ok("1") {
         return;
     }
-    for threads in [1] {
+    for threads in [1, 2] {
         let options = CheckOptions { threads, ..CheckOptions::default() };
         println!("{}", super::speed::render_table(&super::speed::speed_table(&options)));
     }
