@@ -4,7 +4,8 @@
 //! The modules form layers; each uses only those listed before it (a test,
 //! `layers_import_only_lower_layers`, holds the code to this order):
 //!
-//! - value types: `error`, `units`, `seed`, `stats`, `history`, `fault`
+//! - value types and pure tools: `error`, `linearizability`, `units`, `seed`,
+//!   `stats`, `history`, `fault`
 //! - `knobs`: a system's `[knobs]` table and shared validators
 //! - `system`: the [`System`] trait, contexts, typed events, docs, shapes
 //! - `scenario`: scenario files as plain data, validated against a shape
@@ -34,6 +35,7 @@ pub mod history;
 pub mod inject;
 pub mod judge;
 pub mod knobs;
+pub mod linearizability;
 pub mod metrics;
 pub mod plan;
 pub mod recording;
@@ -65,6 +67,7 @@ pub use system::{CheckContext, CheckResult, ClientContext, EventSink, HostContex
 /// it. ARCHITECTURE.md draws the same order.
 pub const LAYERS: &[&str] = &[
     "error",
+    "linearizability",
     "units",
     "seed",
     "stats",
@@ -115,19 +118,27 @@ mod layers {
         for entry in std::fs::read_dir(&dir).expect("the harness's src folder") {
             let path = entry.expect("a directory entry").path();
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
-            if path.extension().is_none_or(|e| e != "rs") || stem == "lib" {
+            // A folder module is one layer: every file in it.
+            let files: Vec<std::path::PathBuf> = if path.is_dir() {
+                std::fs::read_dir(&path).expect("a module folder").map(|e| e.expect("an entry").path()).collect()
+            } else if path.extension().is_some_and(|e| e == "rs") && stem != "lib" {
+                vec![path.clone()]
+            } else {
                 continue;
-            }
+            };
             let position = LAYERS.iter().position(|l| *l == stem);
-            let position = position.unwrap_or_else(|| panic!("{stem}.rs is not in LAYERS (harness/src/lib.rs)"));
-            let source = std::fs::read_to_string(&path).expect("a readable source file");
-            for import in imports(&source) {
-                let used = LAYERS.iter().position(|l| *l == import);
-                let used = used.unwrap_or_else(|| panic!("{stem}.rs uses crate::{import}, which is not in LAYERS"));
-                assert!(
-                    used <= position,
-                    "{stem}.rs uses crate::{import}, a higher layer: data must flow one way (see LAYERS in lib.rs)"
-                );
+            let position = position.unwrap_or_else(|| panic!("{stem} is not in LAYERS (harness/src/lib.rs)"));
+            for file in files {
+                let source = std::fs::read_to_string(&file).expect("a readable source file");
+                for import in imports(&source) {
+                    let used = LAYERS.iter().position(|l| *l == import);
+                    let used = used.unwrap_or_else(|| panic!("{stem} uses crate::{import}, which is not in LAYERS"));
+                    assert!(
+                        used <= position,
+                        "{} uses crate::{import}, a higher layer: data must flow one way (see LAYERS in lib.rs)",
+                        file.display()
+                    );
+                }
             }
             checked += 1;
         }
