@@ -175,6 +175,25 @@ enum Command {
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
     },
+    /// Check a stored history (JSON lines of invoke/ok/fail/info records, as
+    /// Jepsen logs them) for linearizability; docs/linearizability.md has the format.
+    #[command(after_help = EXIT_CODES)]
+    Lincheck {
+        /// The history file.
+        history: PathBuf,
+        /// The sequential model: register (read, write, cas) or kv (a register per key).
+        #[arg(long, value_parser = ["register", "kv"])]
+        model: String,
+        /// Threads checking partitions (keys) at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+        threads: u64,
+        /// Search steps one partition may take before the verdict is "unknown".
+        #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+        steps: u64,
+        /// Wall-clock budget of the whole check, in seconds.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: u64,
+    },
     /// Measure simulation speed side by side (per system, threads, tick,
     /// probe) and print the table docs/performance.md keeps.
     Bench {
@@ -326,6 +345,22 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
         Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit } => {
             let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit };
             shrink(&scenario, request, registry)
+        }
+        Command::Lincheck { history, model, threads, steps, wall_limit } => {
+            use faultline_harness::linearizability::{check::CheckOptions, file};
+            let options = CheckOptions {
+                threads: threads as usize,
+                steps_max: steps,
+                wall_max: Duration::from_secs(wall_limit),
+                ..CheckOptions::default()
+            };
+            let report = file::check_file(&history, &model, &options)?;
+            print!("{}", report.render());
+            Ok(match report.verdict {
+                file::ReportVerdict::Linearizable => ExitCode::SUCCESS,
+                file::ReportVerdict::NotLinearizable { .. } => ExitCode::from(1),
+                file::ReportVerdict::Unknown { .. } => ExitCode::from(3),
+            })
         }
         Command::Bench { seeds, jobs } => {
             crate::bench::run(&faultline_systems::registry(), seeds, jobs_or_cores(jobs))?;

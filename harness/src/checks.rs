@@ -6,10 +6,26 @@
 use std::time::Duration;
 
 use crate::history::{format_nanos, Nanos, SystemEvent, Violation};
+use crate::linearizability::{self, check::CheckOptions, file::ReportVerdict, model::Model, operation::Operation};
 use crate::recording::Recording;
 use crate::scenario::Scenario;
-use crate::system::{CheckContext, System, Unjudged, LIVENESS};
+use crate::system::{CheckContext, CheckResult, System, Unjudged, LIVENESS};
 use crate::units::format_duration;
+
+/// The `linearizable` invariant, for any system that declares one by
+/// naming its model: checks `history` (the system's operations, as the
+/// checker's [`Operation`]s) against `model` with the checker's default
+/// budgets. A violation carries the smallest failing slice and the end of
+/// the longest linearizable prefix, drawn as timelines; a search out of its
+/// budget could not judge.
+pub fn linearizable<M: Model>(model: &M, history: &[Operation<M::Input, M::Output>]) -> CheckResult {
+    let report = linearizability::file::report(model, "the run's history", history, &CheckOptions::default());
+    match &report.verdict {
+        ReportVerdict::Linearizable => Ok(Vec::new()),
+        ReportVerdict::Unknown { reason } => Err(Unjudged(format!("the linearizability search gave up: {reason}"))),
+        ReportVerdict::NotLinearizable { .. } => Ok(vec![Violation::new(report.render())]),
+    }
+}
 
 /// Liveness needs at least this many requests (or probes) after
 /// `recover_within` to judge recovery; with fewer it says it could not judge.
@@ -175,6 +191,19 @@ mod tests {
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].ops, vec![13_000]);
         assert!(violations[0].message.starts_with("2 of 8 requests"), "{}", violations[0].message);
+    }
+
+    #[test]
+    fn linearizability_as_an_invariant_finds_a_stale_read_and_passes_a_clean_history() {
+        use crate::linearizability::model::{Register, RegisterInput, RegisterOutput};
+        let write =
+            |call, ret, value| Operation::returned(0, call, ret, RegisterInput::Write(value), RegisterOutput::Write);
+        let read = |call, ret, seen| Operation::returned(1, call, ret, RegisterInput::Read, RegisterOutput::Read(seen));
+        let model = Register { initial: None };
+        assert_eq!(linearizable(&model, &[write(0, 10, 1), read(20, 30, Some(1))]), Ok(Vec::new()));
+        let stale = linearizable(&model, &[write(0, 10, 1), write(20, 30, 2), read(40, 50, Some(1))]).unwrap();
+        assert_eq!(stale.len(), 1);
+        assert!(stale[0].message.contains("not linearizable"), "{}", stale[0].message);
     }
 
     #[test]

@@ -212,3 +212,28 @@ fn a_saved_recording_is_judged_again_the_same_without_simulating() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(stderr(&refused).contains("format version 99"), "{}", stderr(&refused));
 }
+
+#[test]
+fn lincheck_judges_a_stored_history_with_exit_codes_for_each_verdict() {
+    let good = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1,\"time\":0}\n\
+                {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1,\"time\":10}\n\
+                {\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null,\"time\":20}\n\
+                {\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":1,\"time\":30}\n";
+    let file = Scratch::new("good.jsonl", good);
+    let output = faultline(&["lincheck", file.path(), "--model", "register"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("verdict: linearizable"));
+    // A read that returns a value before its write was invoked.
+    let stale = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null,\"time\":1}\n\
+                 {\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":1,\"time\":2}\n\
+                 {\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1,\"time\":5}\n\
+                 {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1,\"time\":10}\n";
+    let file = Scratch::new("stale.jsonl", stale);
+    let output = faultline(&["lincheck", file.path(), "--model", "register"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stdout(&output).contains("verdict: not linearizable"), "{}", stdout(&output));
+    let bad = Scratch::new("bad.jsonl", "{\"process\":0,\"type\":\"done\",\"f\":\"read\"}\n");
+    let output = faultline(&["lincheck", bad.path(), "--model", "register"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains(":1:"), "{}", stderr(&output));
+}

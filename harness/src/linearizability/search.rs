@@ -382,6 +382,10 @@ fn remember<S: Hash + Eq + Clone>(memo: &mut Memo<S>, linearized: &Linearized, s
 /// The initial states share one memo: a configuration fails or succeeds the
 /// same way however it was reached, so after a first write the searches
 /// from different initial states meet and the later ones end almost at once.
+// Wing & Gong's loop (linearize, lift, backtrack) with its memo and budget
+// checks is one state machine: cut into functions, its invariants would be
+// spread over their arguments. Hence its length.
+#[allow(clippy::too_many_lines)]
 pub(crate) fn search<M: Model>(model: &M, inits: &[M::State], ops: &[SearchOp<'_, M>], budget: &Budget) -> Outcome {
     let mut events = Events::new(ops);
     let tail = events.next.len() - 1;
