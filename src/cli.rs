@@ -238,6 +238,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let Some(name) = args.first().and_then(|a| Path::new(a).file_stem()).and_then(|s| s.to_str()) {
+        // A crate's own binary (faultline-kv) replays with its own name.
+        faultline_harness::judge::set_program(name);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -471,7 +476,8 @@ fn replay(
     if let (Some(out), Some(recording)) = (&outputs.save, &ran.recording) {
         std::fs::write(out, recording)
             .map_err(|e| flag_error("--save", format!("cannot write {}: {e}", out.display())))?;
-        eprintln!("recording: saved to {} (judge it again with `faultline analyze {}`)", out.display(), out.display());
+        let program = faultline_harness::judge::program();
+        eprintln!("recording: saved to {} (judge it again with `{program} analyze {}`)", out.display(), out.display());
     }
     if outputs.trace && format == Format::Text {
         report::print_timeline(&ran.report);

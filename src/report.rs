@@ -447,7 +447,7 @@ pub fn print_shrunk(result: &ShrinkResult, scenario: &Scenario, seed: u64, out: 
     println!("wrote {}", out.display());
     if check.violation_counts.contains_key(&result.invariant) {
         println!("checked: running it violates {} again (digest {})", result.invariant, check.digest);
-        println!("replay: faultline replay {} --trace", out.display());
+        println!("replay: {} replay {} --trace", faultline_harness::judge::program(), out.display());
         ExitCode::SUCCESS
     } else {
         println!("error: running the written file did not violate {}; please report this", result.invariant);

@@ -115,8 +115,23 @@ impl RunReport {
     }
 }
 
+/// The name replay commands give the program: the binary that is running
+/// (a crate's own faultline binary is not called `faultline`).
+static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the program in replay commands (the CLI sets it from its argv[0]
+/// once); "faultline" until then.
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
+}
+
+/// The program replay commands name.
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("faultline", String::as_str)
+}
+
 pub fn replay_command(file: &str, seed: u64) -> String {
-    format!("faultline replay {} --seed {seed}", shell_quote(file))
+    format!("{} replay {} --seed {seed}", program(), shell_quote(file))
 }
 
 fn shell_quote(text: &str) -> String {
