@@ -34,15 +34,17 @@ pub enum Seeds {
 }
 
 impl Seeds {
+    /// The seeds to run of `scenario`. A file that pins its seed (a shrunk
+    /// reproducer) runs that seed alone whatever the count or range: it
+    /// reproduces nothing with another, so other seeds would only "lose" its
+    /// flaw. An explicit list is run as given.
     pub fn for_scenario(&self, scenario: &Scenario) -> Vec<u64> {
-        match self {
-            Seeds::FromScenario => match scenario.seed {
-                Some(seed) => vec![seed],
-                None => (1..=scenario.seeds).collect(),
-            },
-            Seeds::Count(count) => (1..=*count).collect(),
-            Seeds::Range(range) => range.clone().collect(),
-            Seeds::List(seeds) => seeds.clone(),
+        match (self, scenario.seed) {
+            (Seeds::List(seeds), _) => seeds.clone(),
+            (_, Some(seed)) => vec![seed],
+            (Seeds::FromScenario, None) => (1..=scenario.seeds).collect(),
+            (Seeds::Count(count), None) => (1..=*count).collect(),
+            (Seeds::Range(range), None) => range.clone().collect(),
         }
     }
 }
