@@ -255,7 +255,8 @@ fn record_panics() {
             if !IN_RUN.with(Cell::get) {
                 return previous(info);
             }
-            let location = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
+            let location =
+                info.location().map(|l| format!(" ({}:{})", portable_path(l.file()), l.line())).unwrap_or_default();
             let message = format!("{}{location}", panic_message(info.payload()));
             let first = PANICS.with(|panics| {
                 let mut panics = panics.borrow_mut();
@@ -269,6 +270,25 @@ fn record_panics() {
             }
         }));
     });
+}
+
+/// A panic's source path as the same on every machine: paths inside
+/// cargo's registry or git checkouts from the crate's folder on (another
+/// user's cargo home is elsewhere), other absolute paths from their last
+/// three components. Panic messages go into a run's digest.
+pub fn portable_path(path: &str) -> String {
+    for marker in ["/registry/src/", "/git/checkouts/"] {
+        if let Some(at) = path.find(marker) {
+            let rest = &path[at + marker.len()..];
+            // Skip the index or checkout folder: keep "tokio-1.54.1/src/...".
+            return rest.split_once('/').map_or(rest, |(_, crate_path)| crate_path).to_string();
+        }
+    }
+    if path.starts_with('/') {
+        let parts: Vec<&str> = path.rsplitn(4, '/').collect();
+        return parts[..parts.len().min(3)].iter().rev().copied().collect::<Vec<_>>().join("/");
+    }
+    path.to_string()
 }
 
 /// Marks this thread as running a simulation until dropped.
@@ -311,5 +331,18 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         text.clone()
     } else {
         "(a panic without a message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::portable_path;
+
+    #[test]
+    fn panic_locations_do_not_depend_on_the_machine() {
+        let registry = "/home/ann/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/task.rs";
+        assert_eq!(portable_path(registry), "tokio-1.54.1/src/runtime/task.rs");
+        assert_eq!(portable_path("systems-under-test/src/echo/server.rs"), "systems-under-test/src/echo/server.rs");
+        assert_eq!(portable_path("/builds/x/project/src/lib.rs"), "project/src/lib.rs");
     }
 }
