@@ -109,9 +109,11 @@ fn floors(history: &History<CacheOp, u64>) -> BTreeMap<u32, Vec<Floor>> {
     floors
 }
 
-/// `read-your-writes`: once a write of version w to a key has completed, a
-/// read of that key invoked later never returns a version below w.
-pub fn check_read_your_writes(history: &History<CacheOp, u64>) -> Vec<Violation> {
+/// `reads-see-completed-writes`: once any client's write of version w to a
+/// key has completed, a read of that key by any client invoked later never
+/// returns a version below w. (This is not the per-session guarantee called
+/// read-your-writes: it holds across clients.)
+pub fn check_reads_see_completed_writes(history: &History<CacheOp, u64>) -> Vec<Violation> {
     let floors = floors(history);
     let mut violations = Vec::new();
     for (op, version) in reads(history) {
@@ -333,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stale_set_race_breaks_read_your_writes() {
+    fn the_stale_set_race_breaks_reads_see_completed_writes() {
         // A write of version 2 completes at 50ms; a read begun at 60ms sees 1.
         let history = History::new(vec![
             op(Access::Write, 1, 10, 50, Outcome::Ok(2)),
@@ -342,7 +344,7 @@ mod tests {
             op(Access::Read, 2, 60, 65, Outcome::Ok(0)), // another key: fine
             op(Access::Read, 1, 80, 85, Outcome::Ok(2)),
         ]);
-        let violations = check_read_your_writes(&history);
+        let violations = check_reads_see_completed_writes(&history);
         assert_eq!(violations.len(), 1, "{violations:?}");
         let read = &history.ops[violations[0].ops[0]];
         assert_eq!((read.invoked, read.op.key), (60 * MS, 1));
@@ -359,7 +361,7 @@ mod tests {
             op(Access::Write, 1, 10, 50, Outcome::Timeout),
             op(Access::Read, 1, 60, 65, Outcome::Ok(0)),
         ]);
-        assert!(check_read_your_writes(&history).is_empty());
+        assert!(check_reads_see_completed_writes(&history).is_empty());
     }
 
     #[test]
@@ -371,7 +373,7 @@ mod tests {
             op(Access::Read, 1, 80, 85, Outcome::Ok(2)),
             op(Access::Read, 1, 90, 95, Outcome::Ok(3)),
         ]);
-        let violations = check_read_your_writes(&history);
+        let violations = check_reads_see_completed_writes(&history);
         assert_eq!(violations.len(), 1, "{violations:?}");
         assert!(message(&violations[0]).contains("but write #1 of version 3"), "{}", violations[0].message);
     }

@@ -37,7 +37,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use cache_server::LEASE_TTL;
 pub use checks::{
-    check_bounded_staleness, check_origin_protection, check_read_your_writes, check_reads_see_written_values,
+    check_bounded_staleness, check_origin_protection, check_reads_see_completed_writes, check_reads_see_written_values,
     hit_ratio, stampede, Stampede,
 };
 pub use knobs::{Cache, Invalidation};
@@ -158,7 +158,7 @@ static DOC: SystemDoc = SystemDoc {
 
 const READS_SEE_WRITTEN_VALUES: &str = "reads-see-written-values";
 const BOUNDED_STALENESS: &str = "bounded-staleness";
-const READ_YOUR_WRITES: &str = "read-your-writes";
+const READS_SEE_COMPLETED_WRITES: &str = "reads-see-completed-writes";
 const ORIGIN_PROTECTION: &str = "origin-protection";
 
 impl System for Cache {
@@ -184,9 +184,9 @@ impl System for Cache {
                 check: |cache, context| Ok(check_bounded_staleness(context, cache.ttl_max_nanos())),
             },
             Invariant {
-                name: READ_YOUR_WRITES,
-                about: "a read invoked after a write to the same key completed never returns an older version",
-                check: |_, context| Ok(check_read_your_writes(context.history)),
+                name: READS_SEE_COMPLETED_WRITES,
+                about: "a read invoked after any client's write to the same key completed returns that version or a newer one",
+                check: |_, context| Ok(check_reads_see_completed_writes(context.history)),
             },
             Invariant {
                 name: ORIGIN_PROTECTION,
@@ -268,6 +268,21 @@ mod tests {
     fn configure(knobs: &str) -> Result<Cache, InputError> {
         let source = format!("name = \"t\"\nsystem = \"cache\"\n[knobs]\n{knobs}");
         <Cache as System>::configure(&Knobs::new("t.toml", &source))
+    }
+
+    #[test]
+    fn the_old_name_read_your_writes_is_an_error_naming_the_new_one() {
+        let names: Vec<&str> = Cache::invariants().iter().map(|i| i.name).collect();
+        assert!(names.contains(&READS_SEE_COMPLETED_WRITES));
+        assert!(!names.contains(&"read-your-writes"), "renamed: it is not the per-session guarantee");
+        let source = "name = \"t\"\nsystem = \"cache\"\nduration = \"5s\"\n[workload]\nclients = 1\nrate = \"10/s\"\n\
+                      [check]\ninvariants = [\"read-your-writes\"]\n";
+        let Err(error) = faultline_harness::registry::parse("t.toml", source, &crate::registry()) else {
+            panic!("a file naming read-your-writes loaded")
+        };
+        assert!(error.to_string().contains("unknown invariant \"read-your-writes\""), "{error}");
+        let help = error.help.unwrap_or_default();
+        assert!(help.contains("\"reads-see-completed-writes\""), "{help}");
     }
 
     #[test]
