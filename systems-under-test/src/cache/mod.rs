@@ -246,6 +246,16 @@ impl System for Cache {
         Box::pin(app::call(op))
     }
 
+    /// What the configured pattern promises: origin protection only with
+    /// coalescing (without it every miss loads, by design); the others always.
+    fn promises(&self) -> Vec<&'static str> {
+        let mut promised = vec![READS_SEE_WRITTEN_VALUES, BOUNDED_STALENESS, READS_SEE_COMPLETED_WRITES];
+        if self.coalescing {
+            promised.push(ORIGIN_PROTECTION);
+        }
+        promised
+    }
+
     fn figures(&self, context: &CheckContext<'_, Self>) -> Vec<(&'static str, f64)> {
         let mut figures = Vec::new();
         if let Some(ratio) = hit_ratio(context) {
@@ -283,6 +293,29 @@ mod tests {
         assert!(error.to_string().contains("unknown invariant \"read-your-writes\""), "{error}");
         let help = error.help.unwrap_or_default();
         assert!(help.contains("\"reads-see-completed-writes\""), "{help}");
+    }
+
+    #[test]
+    fn origin_protection_is_promised_only_with_coalescing() {
+        let plain = configure("").unwrap();
+        assert_eq!(plain.promises(), vec![READS_SEE_WRITTEN_VALUES, BOUNDED_STALENESS, READS_SEE_COMPLETED_WRITES]);
+        let coalescing = configure("coalescing = true\ninvalidation = \"lease\"").unwrap();
+        assert!(coalescing.promises().contains(&ORIGIN_PROTECTION));
+        let names: Vec<&str> = Cache::invariants().iter().map(|i| i.name).collect();
+        assert!(coalescing.promises().iter().all(|p| names.contains(p)), "every promise is an invariant");
+        // A scenario that names no invariants checks the promises and liveness.
+        let checked = |knobs: &str| {
+            let source = format!(
+                "name = \"t\"\nsystem = \"cache\"\nduration = \"5s\"\n[workload]\nclients = 1\nrate = \"10/s\"\n[knobs]\n{knobs}"
+            );
+            match faultline_harness::registry::parse("t.toml", &source, &crate::registry()) {
+                Ok(loaded) => loaded.scenario.check.invariants,
+                Err(error) => panic!("{error}"),
+            }
+        };
+        let textbook = checked("");
+        assert_eq!(textbook, [READS_SEE_WRITTEN_VALUES, BOUNDED_STALENESS, READS_SEE_COMPLETED_WRITES, "liveness"]);
+        assert!(checked("coalescing = true").contains(&ORIGIN_PROTECTION.to_string()));
     }
 
     #[test]
