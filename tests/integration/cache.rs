@@ -2,13 +2,10 @@
 //! shows in the trace step by step, and coalescing lowers the stampede when
 //! the cache crashes.
 
-use std::sync::Arc;
-
-use faultline_harness::run::{run_seed, RunOptions};
-use faultline_harness::scenario;
+use faultline_harness::drive::{run_seed, RunOptions};
 use faultline_harness::sweep::{sweep, Seeds};
 
-use crate::support::{faultline, repo_file, stdout};
+use crate::support::{faultline, load, stdout};
 
 #[test]
 fn the_textbook_race_shows_its_steps_in_order_in_the_trace() {
@@ -16,7 +13,10 @@ fn the_textbook_race_shows_its_steps_in_order_in_the_trace() {
     assert_eq!(output.status.code(), Some(0), "the scenario expects the violation");
     let out = stdout(&output);
     // The first violation names the stale read and the write it missed.
-    let line = out.lines().find(|l| l.contains("read-your-writes at")).expect("a read-your-writes violation");
+    let line = out
+        .lines()
+        .find(|l| l.contains("reads-see-completed-writes at"))
+        .expect("a reads-see-completed-writes violation");
     let number = |after: &str| -> u64 {
         let rest = &line[line.find(after).expect("the violation names it") + after.len()..];
         rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
@@ -57,9 +57,7 @@ fn the_textbook_race_shows_its_steps_in_order_in_the_trace() {
 }
 
 fn mean_factor(path: &str) -> (f64, f64, f64) {
-    let registry = faultline_systems::registry();
-    let scenario = Arc::new(scenario::load(&repo_file(path), &registry).unwrap());
-    let results = sweep(&[scenario], &Seeds::Count(6), 2, RunOptions::default(), &|_| {});
+    let results = sweep(&[load(path)], &Seeds::Count(6), 2, RunOptions::default(), &|_| {});
     let result = &results[0];
     assert!(result.passed, "{path}: {:?}", result.reasons);
     let factor = &result.figures["system.stampede_factor"];
@@ -78,9 +76,7 @@ fn coalescing_lowers_the_stampede_after_a_cache_crash() {
 
 #[test]
 fn reads_keep_succeeding_from_the_database_while_the_cache_is_unreachable() {
-    let registry = faultline_systems::registry();
-    let scenario = Arc::new(scenario::load(&repo_file("scenarios/cache/cache-partition.toml"), &registry).unwrap());
-    let report = run_seed(&scenario, 1, RunOptions::default());
+    let report = run_seed(&load("scenarios/cache/cache-partition.toml"), 1, RunOptions::default());
     assert!(report.passed, "{:?}", report.outcome);
     assert!(report.reached["cache.unavailable"] > 100, "apps fell back to the database");
     assert!(report.metrics.availability > 0.995 && report.metrics.outages.is_empty(), "{:?}", report.metrics);

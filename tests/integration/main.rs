@@ -2,7 +2,7 @@
 //! Scenario files are tested by tests/scenarios.rs, one test per file.
 
 // mod breaker; // the breaker: detection and recovery arithmetic, retry storms
-// mod cache; // cache-aside: the race in the trace, coalescing against the stampede
+mod cache; // cache-aside: the race in the trace, coalescing against the stampede
 mod cli; // the built binary: exit codes, error output, replay commands, traces
 mod determinism; // same seed, same digest: in one process and across processes
 mod disk; // the simulated disk: synced writes survive a crash, unsynced ones do not
