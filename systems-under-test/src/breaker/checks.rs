@@ -333,12 +333,16 @@ pub fn peak_after_recovery(context: &CheckContext<'_, Breaker>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::knobs::Window;
     use crate::breaker::protocol::BreakerState;
     use crate::breaker::rule::Rule;
     use faultline_harness::history::{TraceEvent, HARNESS};
+    use faultline_harness::units::Dur;
     use faultline_harness::Operation;
 
     const MS: Nanos = 1_000_000;
+
+    type Trace = Vec<TraceEvent<BreakerEvent>>;
 
     fn app(at_ms: u64, event: BreakerEvent) -> TraceEvent<BreakerEvent> {
         TraceEvent { at: at_ms * MS, source: APP.into(), event: Happening::System(event) }
@@ -461,6 +465,112 @@ mod tests {
         assert_eq!(violations[1].at, Some(500 * MS));
     }
 
+    #[test]
+    fn half_open_before_the_open_duration_is_illegal_and_the_jitter_shortens_it() {
+        let early = vec![fail(0), fail(1), opened(1), half_open(1000)];
+        let violations = legal(&consecutive(2), &early);
+        assert_eq!(
+            messages(&violations),
+            ["the breaker went half-open 0.999s after opening; open_duration is 1s (at least 1.000s with open_jitter)"]
+        );
+        assert!(legal(&consecutive(2), &[fail(0), fail(1), opened(1), half_open(1001)]).is_empty());
+        // open_jitter = 0.2 may cut the 1s by up to 200ms.
+        let jittered = Breaker { open_jitter: 0.2, ..consecutive(2) };
+        assert!(legal(&jittered, &[fail(0), fail(1), opened(1), half_open(801)]).is_empty());
+        assert_eq!(legal(&jittered, &[fail(0), fail(1), opened(1), half_open(800)]).len(), 1);
+    }
+
+    #[test]
+    fn closing_without_a_successful_trial_call_is_illegal() {
+        let start = vec![fail(0), fail(1), opened(1), half_open(1001)];
+        // No trial answered at all.
+        let mut silent = start.clone();
+        silent.push(close(1002));
+        assert_eq!(
+            messages(&legal(&consecutive(2), &silent)),
+            ["the breaker closed from half-open without a successful trial call"]
+        );
+        // A slow trial is a failure, not a success.
+        let mut slow = start.clone();
+        slow.extend([record(1010, CallResult::Slow), close(1010)]);
+        assert_eq!(legal(&consecutive(2), &slow).len(), 1);
+        // A client error is an answer: the downstream is fine.
+        let mut client_error = start.clone();
+        client_error.extend([record(1010, CallResult::ClientError), close(1010)]);
+        assert!(legal(&consecutive(2), &client_error).is_empty());
+        // Closing from closed is illegal too.
+        assert_eq!(legal(&consecutive(2), &[ok(0), close(1)]).len(), 1);
+    }
+
+    #[test]
+    fn a_failed_trial_reopens_legally_and_half_open_needs_an_open_breaker() {
+        let reopen = vec![
+            fail(0),
+            fail(1),
+            opened(1),
+            half_open(1001),
+            record(1100, CallResult::Slow),
+            open(1100, OpenReason::HalfOpenFailure),
+        ];
+        assert!(legal(&consecutive(2), &reopen).is_empty());
+        let from_closed = legal(&consecutive(2), &[ok(0), half_open(5)]);
+        assert_eq!(messages(&from_closed), ["the breaker went half-open from closed"]);
+        let twice = legal(&consecutive(1), &[fail(0), opened(0), opened(10)]);
+        assert_eq!(twice.len(), 1);
+        assert!(twice[0].message.contains("opened from open"), "{}", twice[0].message);
+        // Late answers while open are not counted: the breaker reopens only by its rule.
+        let late = vec![
+            fail(0),
+            fail(1),
+            opened(1),
+            fail(5),
+            fail(6),
+            half_open(1001),
+            ok(1002),
+            close(1002),
+            open(1003, OpenReason::Consecutive { failures: 2 }),
+        ];
+        assert_eq!(legal(&consecutive(2), &late).len(), 1);
+    }
+
+    #[test]
+    fn the_failure_rate_over_a_count_window_opens_legally_only_when_it_holds() {
+        let rule = Rule::Rate { rate: 0.5, window: Window::Calls(4), minimum_calls: 4 };
+        let config = Breaker::with_rule(rule);
+        let opens = |failures, calls| open(10, OpenReason::Rate { failures, calls });
+        // 2 of the last 4 calls failed.
+        assert!(legal(&config, &[ok(1), fail(2), ok(3), fail(4), opens(2, 4)]).is_empty());
+        // 1 of the last 4: the failure at 1ms has left the window.
+        let aged = legal(&config, &[fail(1), ok(2), ok(3), fail(4), ok(5), opens(2, 5)]);
+        assert_eq!(aged.len(), 1, "{aged:#?}");
+        // Every call failed, but fewer than minimum_calls.
+        assert_eq!(legal(&config, &[fail(1), fail(2), fail(3), opens(3, 3)]).len(), 1);
+    }
+
+    #[test]
+    fn the_failure_rate_over_a_time_window_opens_legally_only_when_it_holds() {
+        let rule = Rule::Rate { rate: 0.5, window: Window::Time(Dur::from_secs(1)), minimum_calls: 3 };
+        let config = Breaker::with_rule(rule);
+        let opens = |at_ms| open(at_ms, OpenReason::Rate { failures: 2, calls: 3 });
+        // 2 of 3 within the last second.
+        assert!(legal(&config, &[fail(0), fail(100), ok(200), opens(200)]).is_empty());
+        // At 1300ms the failures at 0 and 100 are over a second old: 1 of 3.
+        let aged = legal(&config, &[fail(0), fail(100), ok(1200), ok(1250), fail(1300), opens(1300)]);
+        assert_eq!(aged.len(), 1, "{aged:#?}");
+        // The rule must hold when the breaker opens, not only at an earlier call.
+        assert_eq!(legal(&config, &[fail(0), fail(100), fail(200), opens(1500)]).len(), 1);
+    }
+
+    #[test]
+    fn an_app_restart_starts_the_replay_afresh() {
+        // Failures before the restart do not count after it.
+        let counted = vec![fail(1), crash(2, APP), restart(3, APP), fail(4), opened(4)];
+        assert_eq!(legal(&consecutive(2), &counted).len(), 1);
+        // A restart of another host changes nothing.
+        let other = vec![fail(1), crash(2, DOWNSTREAM), restart(3, DOWNSTREAM), fail(4), opened(4)];
+        assert!(legal(&consecutive(2), &other).is_empty());
+    }
+
     // fail-fast and half-open-admission
 
     #[test]
@@ -544,6 +654,16 @@ mod tests {
         assert!(recovery(&[close(6000), opened(7001)], 5000, 2000).is_empty());
     }
 
+    #[test]
+    fn recovery_counts_an_app_restart_as_a_closed_breaker_only_if_nothing_opened_it_since() {
+        assert!(recovery(&[opened(4000), crash(4500, APP), restart(4600, APP)], 5000, 2000).is_empty());
+        assert!(recovery(&[opened(4000), crash(4500, APP)], 5000, 2000).is_empty());
+        let reopened = recovery(&[opened(4000), restart(4600, APP), opened(6000)], 5000, 2000);
+        assert_eq!(reopened.len(), 1);
+        // Another host's restart does not close the app's breaker.
+        assert_eq!(recovery(&[opened(4000), restart(4600, DOWNSTREAM)], 5000, 2000).len(), 1);
+    }
+
     // bounded-response-time and graceful-degradation
 
     fn op(id: usize, invoked_ms: u64, completed_ms: u64, outcome: Outcome<Source>) -> Operation<BreakerOp, Source> {
@@ -575,5 +695,44 @@ mod tests {
         let degradation = check_graceful_degradation(&history);
         assert_eq!(degradation.iter().map(|v| v.ops[0]).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(degradation[0].at, Some(20 * MS));
+    }
+
+    // figures
+
+    #[test]
+    fn figures_count_client_attempts_failures_and_fallbacks() {
+        let history = History::new(vec![
+            op(0, 0, 5, Outcome::Ok(Source::Downstream)),
+            op(1, 1, 5, Outcome::Degraded(Source::Cache)),
+            op(2, 2, 5, Outcome::Degraded(Source::Static)),
+            op(3, 3, 5, Outcome::Ok(Source::BadRequest)),
+        ]);
+        assert_eq!(degraded_share(&history), 0.5);
+        assert_eq!(degraded_share(&History::new(Vec::new())), 0.0);
+        let probe =
+            app(4, BreakerEvent::Record { result: CallResult::Failed, state: BreakerState::Closed, probe: true });
+        let trace = vec![fail(1), record(2, CallResult::Slow), ok(3), probe, record(5, CallResult::ClientError)];
+        // The probe's attempt is left out; a slow answer is counted but not wasted.
+        assert_eq!(with(&trace, &history, 0, client_attempts), (4, 1));
+    }
+
+    #[test]
+    fn the_peak_after_recovery_counts_from_the_downstreams_last_restart_or_the_heal() {
+        let mut trace: Trace = vec![
+            crash(1000, DOWNSTREAM),
+            restart(2000, DOWNSTREAM),
+            crash(3000, DOWNSTREAM),
+            restart(4000, DOWNSTREAM),
+        ];
+        trace.extend((0..5).map(|i| call(2010 + i, i, 2000))); // after the first restart only
+        trace.extend((0..3).map(|i| call(4010 + i, 10 + i, 4000))); // 3 in the first bin
+        trace.extend((0..2).map(|i| call(4150 + i, 20 + i, 4100))); // 2 in the second
+        trace.push(call(6000, 30, 6000)); // 2s later: outside
+        let empty = History::new(Vec::new());
+        assert_eq!(with(&trace, &empty, 9000, peak_after_recovery), 30.0);
+        // No restart: from the heal phase.
+        let healed: Trace = vec![call(8000, 3, 8000), call(9050, 1, 9050), call(9060, 2, 9060)];
+        assert_eq!(with(&healed, &empty, 9000, peak_after_recovery), 20.0);
+        assert_eq!(with(&[], &empty, 9000, peak_after_recovery), 0.0);
     }
 }
