@@ -271,3 +271,123 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::checks::{check_half_open_admission, check_legal_transitions};
+    use crate::breaker::knobs::Window;
+    use crate::breaker::rule::Rule;
+    use faultline_harness::history::{Happening, TraceEvent};
+    use faultline_harness::units::Dur;
+    use faultline_harness::{CheckContext, History};
+    use rand::SeedableRng;
+
+    const MS: Nanos = 1_000_000;
+
+    /// Drives `machine` with calls that arrive every 0-4ms, take 1-150ms and
+    /// fail in long bad spells, and returns its events as the app's trace.
+    /// Calls overlap, so answers arrive late, in every state.
+    fn drive(config: &Breaker, seed: u64) -> Vec<TraceEvent<BreakerEvent>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut machine = Machine::new(config);
+        let mut trace = Vec::new();
+        let mut in_flight: Vec<(Nanos, CallResult)> = Vec::new();
+        let mut now = 0;
+        for _ in 0..20_000 {
+            now += rng.random_range(0..=4) * MS;
+            let bad = (now / (3_000 * MS)) % 2 == 1;
+            let mut emit =
+                |event| trace.push(TraceEvent { at: now, source: APP.into(), event: Happening::System(event) });
+            in_flight.sort_by_key(|(done, _)| *done);
+            while in_flight.first().is_some_and(|(done, _)| *done <= now) {
+                let (_, result) = in_flight.remove(0);
+                machine.record(config, now, result, false, &mut rng, &mut emit);
+            }
+            if machine.admit(config, now, &mut emit) == Admission::Admitted {
+                let call = BreakerEvent::DownstreamCall { attempt: 0, sent: now, probe: false };
+                trace.push(TraceEvent { at: now, source: DOWNSTREAM.into(), event: Happening::System(call) });
+                let result = match rng.random_range(0..20) {
+                    _ if bad && rng.random_bool(0.8) => CallResult::Failed,
+                    0 => CallResult::Failed,
+                    1 => CallResult::Slow,
+                    2 => CallResult::ClientError,
+                    _ => CallResult::Ok,
+                };
+                in_flight.push((now + rng.random_range(1..=150) * MS, result));
+            }
+        }
+        trace
+    }
+
+    #[test]
+    fn the_state_machine_makes_only_transitions_its_checkers_call_legal() {
+        let rules = [
+            Rule::Consecutive(3),
+            Rule::Rate { rate: 0.5, window: Window::Calls(8), minimum_calls: 6 },
+            Rule::Rate { rate: 0.4, window: Window::Time(Dur::from_millis(300)), minimum_calls: 5 },
+        ];
+        for (seed, rule) in rules.into_iter().enumerate() {
+            for (jitter, half_open) in [(0.0, HalfOpenCalls::AtMost(1)), (0.3, HalfOpenCalls::AtMost(3))] {
+                let config = Breaker {
+                    open_duration: Dur::from_millis(200),
+                    open_backoff: 2.0,
+                    open_duration_max: Dur::from_millis(900),
+                    open_jitter: jitter,
+                    half_open_max_calls: half_open,
+                    ..Breaker::with_rule(rule)
+                };
+                let trace = drive(&config, seed as u64);
+                let history = History::new(Vec::new());
+                let context = CheckContext { history: &history, trace: &trace, faults: &[], heal_at: 0, end: 0 };
+                let kinds: Vec<&str> = trace.iter().map(TraceEvent::kind).collect();
+                for kind in ["breaker.open", "breaker.half_open", "breaker.close"] {
+                    assert!(kinds.contains(&kind), "{rule:?}: no {kind}");
+                }
+                assert_eq!(check_legal_transitions(&config, &context), Vec::new(), "{rule:?}, jitter {jitter}");
+                assert!(check_half_open_admission(&context, config.half_open_bound()).is_empty());
+                // That many successful trials close it, no fewer.
+                let mut closes = trace.iter().filter_map(|entry| match entry.system() {
+                    Some(BreakerEvent::Close { successes }) => Some(*successes),
+                    _ => None,
+                });
+                assert!(closes.all(|successes| successes == config.half_open_bound()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_chapters_unlimited_half_open_admits_every_call_and_one_success_closes_it() {
+        let config =
+            Breaker { half_open_max_calls: HalfOpenCalls::Unlimited, ..Breaker::with_rule(Rule::Consecutive(1)) };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut machine = Machine::new(&config);
+        let mut events = Vec::new();
+        let mut emit = |event| events.push(event);
+        assert_eq!(machine.admit(&config, 0, &mut emit), Admission::Admitted);
+        machine.record(&config, 0, CallResult::Failed, false, &mut rng, &mut emit);
+        assert_eq!(machine.admit(&config, 999 * MS, &mut emit), Admission::Rejected);
+        for _ in 0..5 {
+            assert_eq!(machine.admit(&config, 1_000 * MS, &mut emit), Admission::Admitted);
+        }
+        machine.record(&config, 1_001 * MS, CallResult::Ok, false, &mut rng, &mut emit);
+        let kinds: Vec<&str> = events.iter().map(|e| faultline_harness::SystemEvent::kind(e)).collect();
+        assert_eq!(kinds, ["breaker.record", "breaker.open", "breaker.half_open", "breaker.record", "breaker.close"]);
+        assert_eq!(events[1], BreakerEvent::Open { rule: OpenReason::Consecutive { failures: 1 }, for_ns: 1_000 * MS });
+    }
+
+    #[test]
+    fn without_a_breaker_every_call_goes_through_and_is_recorded_as_such() {
+        let config = Breaker { enabled: false, ..Breaker::with_rule(Rule::Consecutive(1)) };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut machine = Machine::new(&config);
+        let mut events = Vec::new();
+        let mut emit = |event| events.push(event);
+        for at in 0..10 {
+            assert_eq!(machine.admit(&config, at * MS, &mut emit), Admission::Admitted);
+            machine.record(&config, at * MS, CallResult::Failed, false, &mut rng, &mut emit);
+        }
+        let expected = BreakerEvent::Record { result: CallResult::Failed, state: BreakerState::Disabled, probe: false };
+        assert!(events.iter().all(|e| *e == expected), "{events:?}");
+    }
+}
