@@ -3,17 +3,14 @@
 //! answered, and jittered, budgeted retries that spare a recovering
 //! downstream.
 
-use std::sync::Arc;
-
-use faultline_harness::run::{run_seed, RunOptions, RunReport};
-use faultline_harness::scenario;
+use faultline_harness::drive::{run_seed, RunOptions};
 use faultline_harness::sweep::{sweep, Seeds};
+use faultline_harness::RunReport;
 
-use crate::support::repo_file;
+use crate::support::load;
 
 fn run(path: &str, seed: u64) -> RunReport {
-    let scenario = Arc::new(scenario::load(&repo_file(path), &faultline_systems::registry()).unwrap());
-    run_seed(&scenario, seed, RunOptions { keep_records: true, ..RunOptions::default() })
+    run_seed(&load(path), seed, RunOptions { keep_records: true, ..RunOptions::default() })
 }
 
 /// When the events of `kind` from the app happened, in seconds.
@@ -58,8 +55,6 @@ fn detection_and_recovery_follow_from_the_configuration() {
 
 #[test]
 fn jitter_and_a_budget_spare_the_recovering_downstream() {
-    let registry = faultline_systems::registry();
-    let load = |path: &str| Arc::new(scenario::load(&repo_file(path), &registry).unwrap());
     let scenarios =
         [load("scenarios/breaker/retry-storm-naive.toml"), load("scenarios/breaker/retry-storm-jitter-budget.toml")];
     let results = sweep(&scenarios, &Seeds::Count(4), 2, RunOptions::default(), &|_| {});

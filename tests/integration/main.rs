@@ -1,7 +1,7 @@
 //! faultline's integration tests, in one binary (cargo links it once).
 //! Scenario files are tested by tests/scenarios.rs, one test per file.
 
-// mod breaker; // the breaker: detection and recovery arithmetic, retry storms
+mod breaker; // the breaker: detection and recovery arithmetic, retry storms
 mod cache; // cache-aside: the race in the trace, coalescing against the stampede
 mod cli; // the built binary: exit codes, error output, replay commands, traces
 mod determinism; // same seed, same digest: in one process and across processes
