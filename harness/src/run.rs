@@ -340,7 +340,8 @@ mod tests {
 
     #[test]
     fn panic_locations_do_not_depend_on_the_machine() {
-        let registry = "/home/ann/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/task.rs";
+        let registry =
+            "/home/ann/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/runtime/task.rs";
         assert_eq!(portable_path(registry), "tokio-1.54.1/src/runtime/task.rs");
         assert_eq!(portable_path("systems-under-test/src/echo/server.rs"), "systems-under-test/src/echo/server.rs");
         assert_eq!(portable_path("/builds/x/project/src/lib.rs"), "project/src/lib.rs");
