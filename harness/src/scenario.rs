@@ -870,6 +870,11 @@ fn validate_timing(raw: &RawScenario, at: &ErrorAt<'_>) -> Result<Timing, InputE
         if tick > Dur::from_millis(100) {
             return Err(at(spanned.span(), format!("tick {tick} is too coarse: at most 100ms")));
         }
+        if tick > duration {
+            return Err(at(spanned.span(), format!("tick {tick} is longer than duration = {duration}")).with_help(
+                "the whole fault phase would pass in one simulation step: shorten the tick or lengthen duration",
+            ));
+        }
     }
     let heal = raw.heal.as_ref().map_or(Dur::from_secs(5), |h| *h.get_ref());
     let seed = raw.seed.as_ref().map(|s| s.get_ref().0);
@@ -1202,7 +1207,15 @@ impl FaultCheck<'_> {
                 hosts.span(),
                 "a one-way partition needs `between` (from the first group to the second)",
             )),
-            (Some(hosts), None) => Ok(Target::Isolate(patterns.any(hosts)?)),
+            (Some(hosts), None) => {
+                let isolated = patterns.any(hosts)?;
+                if resolve_hosts(patterns.hosts, &isolated).len() == patterns.hosts.len() {
+                    return Err(self
+                        .error(hosts.span(), format!("these hosts are every host: a {kind_name} fault on them has no other host to act between"))
+                        .with_help("isolate some hosts from the rest, e.g. hosts = [\"server\"], or name two groups with `between`"));
+                }
+                Ok(Target::Isolate(isolated))
+            }
             (None, Some(between)) => {
                 let groups = between.get_ref();
                 if groups.len() != 2 {
@@ -1212,6 +1225,12 @@ impl FaultCheck<'_> {
                 }
                 let first = patterns.any(&Spanned::new(between.span(), groups[0].clone()))?;
                 let second = patterns.any(&Spanned::new(between.span(), groups[1].clone()))?;
+                let (a, b) = (resolve_hosts(patterns.hosts, &first), resolve_hosts(patterns.hosts, &second));
+                if a.iter().all(|x| b.iter().all(|y| x == y)) {
+                    return Err(self
+                        .error(between.span(), format!("`between` names only {} on both sides: a link from a host to itself carries nothing, so this {kind_name} fault would do nothing", a.join(", ")))
+                        .with_help("name two different host groups, e.g. between = [[\"cache\"], [\"app-*\"]]"));
+                }
                 Ok(Target::Between(first, second))
             }
         }
@@ -1309,6 +1328,23 @@ fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, Inpu
             Some(h) => Some(patterns.any(h)?),
             None => None,
         };
+        let candidates: Vec<String> = hosts
+            .as_ref()
+            .map_or_else(|| patterns.hosts.to_vec(), |h| resolve_hosts(patterns.hosts, h))
+            .into_iter()
+            .filter(|h| h != PROBE_HOST)
+            .collect();
+        if candidates.len() < 2 {
+            let what = if kind == "partition" { "split them in two groups" } else { "pick a link between two of them" };
+            return Err(at(
+                l.hosts.as_ref().map_or(link.span(), Spanned::span),
+                format!(
+                    "[chaos.{kind}] acts on {} only, and needs at least two hosts to {what}: it would draw no fault",
+                    candidates.join(", ")
+                ),
+            )
+            .with_help("add hosts to the list, or leave `hosts` out to use every host"));
+        }
         let every = positive(&l.every, "every")?;
         let length = *l.length.get_ref();
         if length.max.0.is_zero() {
