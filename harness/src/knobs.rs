@@ -172,15 +172,21 @@ fn toml_error(file: &str, source: &str, error: &toml::de::Error) -> InputError {
 
 /// A help line for a TOML or value error that has no better one: every
 /// error a person sees says where to look next.
-fn generic_help(message: &str) -> String {
+pub(crate) fn generic_help(message: &str) -> String {
     if message.contains("duration") {
         "durations are written with a unit, such as \"250ms\", \"5s\" or \"1m 30s\"".into()
     } else if message.contains("rate") {
         "rates are written as a count per unit of time, such as \"200/s\" or \"30/m\"".into()
     } else if message.contains("probability") {
         "probabilities are written as a number from 0 to 1 (0.05) or a percentage (\"5%\")".into()
+    } else if message.contains("seeds must be") {
+        "seeds is how many seeds (1..=N) `cargo test` and `sweep` run, e.g. seeds = 8".into()
     } else if message.contains("seed") {
         "a seed is a whole number from 0 to 18446744073709551615".into()
+    } else if message.contains("must be between") {
+        "docs/scenarios.md gives each key's range and default".into()
+    } else if message.contains("longer than zero") {
+        "give it a duration above zero, such as \"1s\", or leave the key out for its default".into()
     } else {
         "docs/scenarios.md describes every key, its type and its default".into()
     }

@@ -777,6 +777,17 @@ fn parse_raw(file: &str, source: &str) -> Result<RawScenario, InputError> {
 /// Validates a scenario from its text; `file` names it in errors and replay
 /// commands. Runs nothing: the system is only configured, to learn its shape.
 pub fn parse(file: &str, source: &str, systems: &mut dyn Systems) -> Result<Scenario, InputError> {
+    validated(file, source, systems).map_err(|mut error| {
+        // Every rejection says where and what to do: a validator that had
+        // nothing more specific to say gets the reference's pointer.
+        if error.help.is_none() {
+            error.help = Some(crate::knobs::generic_help(&error.message));
+        }
+        error
+    })
+}
+
+fn validated(file: &str, source: &str, systems: &mut dyn Systems) -> Result<Scenario, InputError> {
     let raw = parse_raw(file, source)?;
     let at = |span: Range<usize>, message: String| InputError::at(file, source, span, message);
     let shape = configure(&raw.system, systems, &Knobs::new(file, source), &at)?;
@@ -834,7 +845,25 @@ fn configure(
     at: &ErrorAt<'_>,
 ) -> Result<Shape, InputError> {
     if let Some(shape) = systems.configure(name.get_ref(), knobs) {
-        return shape;
+        // A system's own error that names no place is placed at its [knobs]
+        // table (or its name), and points at its documented knobs.
+        return shape.map_err(|error| {
+            let mut placed = if error.position.is_some() {
+                error
+            } else {
+                let at_table = knobs.table_error(error.message.clone());
+                let placed =
+                    if at_table.position.is_some() { at_table } else { at(name.span(), error.message.clone()) };
+                InputError { help: error.help, ..placed }
+            };
+            if placed.help.is_none() {
+                placed.help = Some(format!(
+                    "`faultline list` shows the knobs of {:?} with their units and defaults",
+                    name.get_ref()
+                ));
+            }
+            placed
+        });
     }
     let names = systems.names();
     let help = match nearest(name.get_ref(), names.iter().copied()) {
