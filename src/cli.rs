@@ -50,6 +50,24 @@ fn parse_seed(text: &str) -> Result<u64, String> {
     })
 }
 
+/// A sequential model for `lincheck`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LinModel {
+    /// One register: read, write and compare-and-set.
+    Register,
+    /// A register per key: read, write and compare-and-set of keys.
+    Kv,
+}
+
+impl LinModel {
+    fn name(self) -> &'static str {
+        match self {
+            LinModel::Register => "register",
+            LinModel::Kv => "kv",
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run one seed of a scenario: settings, then a summary and a verdict.
@@ -181,9 +199,9 @@ enum Command {
     Lincheck {
         /// The history file.
         history: PathBuf,
-        /// The sequential model: register (read, write, cas) or kv (a register per key).
-        #[arg(long, value_parser = ["register", "kv"])]
-        model: String,
+        /// The sequential model the history is checked against.
+        #[arg(long, value_enum)]
+        model: LinModel,
         /// Threads checking partitions (keys) at once.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
         threads: u64,
@@ -256,15 +274,41 @@ where
     match execute(cli.command, registry) {
         Ok(code) => code,
         Err(Failure::Input(errors)) => {
-            for error in errors {
-                eprintln!("error: {error}");
-            }
+            print_errors(&errors);
             ExitCode::from(2)
         }
         Err(Failure::Other(error)) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Most errors printed at once: a folder of thousands of files that are not
+/// scenarios gets the first few and a count, not a flood.
+const ERRORS_SHOWN: usize = 20;
+
+fn print_errors(errors: &[InputError]) {
+    for error in errors.iter().take(ERRORS_SHOWN) {
+        eprintln!("error: {error}");
+    }
+    if errors.len() > ERRORS_SHOWN {
+        let files: std::collections::BTreeSet<&str> = errors.iter().map(|e| e.file.as_str()).collect();
+        eprintln!(
+            "error: ... and {} ({} in {} in all); is this the right folder?",
+            noun(errors.len() - ERRORS_SHOWN, "more error", "more errors"),
+            noun(errors.len(), "error", "errors"),
+            noun(files.len(), "file", "files")
+        );
+    }
+}
+
+/// "1 file", "3 files".
+pub(crate) fn noun(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
     }
 }
 
@@ -359,7 +403,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
                 wall_max: Duration::from_secs(wall_limit),
                 ..CheckOptions::default()
             };
-            let report = file::check_file(&history, &model, &options)?;
+            let report = file::check_file(&history, model.name(), &options)?;
             print!("{}", report.render());
             Ok(match report.verdict {
                 file::ReportVerdict::Linearizable => ExitCode::SUCCESS,
@@ -384,12 +428,12 @@ fn check_files(paths: &[PathBuf], registry: &Registry) -> Result<ExitCode, Failu
     for item in &loaded {
         let s = &item.scenario;
         println!(
-            "ok  {}  ({}: {}, {} explicit faults, {} chaos generators)",
+            "ok  {}  ({}: {}, {}, {})",
             s.file,
             s.system_name,
             sweep::seeds_noun(s.seed.map_or(s.seeds as usize, |_| 1)),
-            s.faults.len(),
-            s.chaos.generators.len()
+            noun(s.faults.len(), "explicit fault", "explicit faults"),
+            noun(s.chaos.generators.len(), "chaos generator", "chaos generators")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -590,8 +634,9 @@ fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Arc<Loaded>>, 
     for path in paths {
         if path.is_dir() {
             let before = files.len();
-            if let Err(error) = collect_toml(path, &mut files) {
-                errors.push(InputError::new(path.display().to_string(), format!("cannot read this folder: {error}")));
+            let mut walk = Walk { files: &mut files, entries: 0, folders: Vec::new() };
+            if let Err(error) = walk.folder(path) {
+                errors.push(error);
             } else if files.len() == before {
                 errors.push(InputError::new(path.display().to_string(), "no scenario files (*.toml) in this folder"));
             }
@@ -618,17 +663,64 @@ fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Arc<Loaded>>, 
     }
 }
 
-fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect_toml(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
+/// Most files and folders a folder argument may hold (all levels): a folder
+/// of scenarios holds dozens; a mistaken path (a home folder, `target/`)
+/// holds far more, and is refused before it is read.
+const WALK_ENTRIES_MAX: usize = 100_000;
+
+/// Deepest folder nesting searched for scenario files.
+const WALK_DEPTH_MAX: usize = 32;
+
+/// A search of folders for `*.toml` files: bounded in entries and depth,
+/// and refusing a symbolic link that leads back into a folder being searched.
+struct Walk<'a> {
+    files: &'a mut Vec<PathBuf>,
+    entries: usize,
+    /// The folders being searched, outermost first, as canonical paths.
+    folders: Vec<PathBuf>,
+}
+
+impl Walk<'_> {
+    fn folder(&mut self, dir: &Path) -> Result<(), InputError> {
+        let name = dir.display().to_string();
+        let canonical = std::fs::canonicalize(dir).map_err(|e| {
+            InputError::new(&name, format!("cannot read this folder: {e}"))
+                .with_help("a symbolic link in the path may loop or lead nowhere")
+        })?;
+        if let Some(outer) = self.folders.iter().find(|f| **f == canonical) {
+            return Err(InputError::new(
+                &name,
+                format!("leads back to {} (a loop of symbolic links)", outer.display()),
+            )
+            .with_help("remove the link, or name the folders to search one by one"));
         }
+        if self.folders.len() >= WALK_DEPTH_MAX {
+            return Err(InputError::new(&name, format!("is nested more than {WALK_DEPTH_MAX} folders deep"))
+                .with_help("name a folder nearer the scenario files"));
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .and_then(|listing| listing.map(|e| e.map(|e| e.path())).collect())
+            .map_err(|e| InputError::new(&name, format!("cannot read this folder: {e}")))?;
+        self.entries += entries.len();
+        if self.entries > WALK_ENTRIES_MAX {
+            return Err(InputError::new(
+                &name,
+                format!("holds more than {WALK_ENTRIES_MAX} files and folders: this is not a folder of scenarios"),
+            )
+            .with_help("name the folder of scenario files (such as scenarios/) or the files themselves"));
+        }
+        entries.sort();
+        self.folders.push(canonical);
+        for path in entries {
+            if path.is_dir() {
+                self.folder(&path)?;
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                self.files.push(path);
+            }
+        }
+        self.folders.pop();
+        Ok(())
     }
-    Ok(())
 }
 
 /// What `faultline shrink` was asked to do.
@@ -722,9 +814,64 @@ fn record(results: &[sweep::ScenarioResult]) -> Result<(), Failure> {
         let added =
             regressions::record(Path::new(&result.file), &records).map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
         eprintln!(
-            "recorded {added} new failing seed(s) in {}",
+            "recorded {} in {}",
+            noun(added, "new failing seed", "new failing seeds"),
             regressions::path_for(Path::new(&result.file)).display()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and every argument `--help` shows has a description
+    /// (clap's own --help and --version excepted, which clap describes).
+    #[test]
+    fn every_help_argument_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>, seen: &mut usize) {
+            if command.get_about().is_none() && path != "faultline" {
+                missing.push(format!("{path}: the command has no description"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                *seen += 1;
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}: no description"));
+                }
+                // A flag's true/false are not values a person types.
+                let values = if arg.get_action().takes_values() { arg.get_possible_values() } else { Vec::new() };
+                for value in values {
+                    if value.get_help().is_none() && !value.is_hide_set() {
+                        missing.push(format!("{path} {id} {}: the value has no description", value.get_name()));
+                    }
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing, seen);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let (mut missing, mut seen) = (Vec::new(), 0);
+        walk(&command, "faultline", &mut missing, &mut seen);
+        assert!(seen >= 30, "only {seen} arguments found");
+        assert!(missing.is_empty(), "arguments without a description in --help:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn seeds_are_whole_numbers_never_negative() {
+        assert_eq!(super::parse_seed("7"), Ok(7));
+        assert_eq!(super::parse_seed("18446744073709551615"), Ok(u64::MAX));
+        assert!(super::parse_seed("-1").unwrap_err().contains("never negative"));
+        assert!(super::parse_seed("seven").unwrap_err().contains("a whole number"));
+        assert_eq!(super::parse_seed_range("3..5"), Ok(3..5));
+        assert!(super::parse_seed_range("5..5").unwrap_err().contains("empty"));
+    }
 }

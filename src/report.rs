@@ -15,6 +15,8 @@ use faultline_harness::sweep::{seeds_noun, ScenarioResult, Verdict};
 use faultline_harness::system::LIVENESS;
 use faultline_harness::{InputError, Loaded, Registry};
 
+use crate::cli::noun;
+
 /// Everything that decides the run, printed before it starts.
 pub fn print_header(command: &str, scenario: &Scenario, plan: &Plan) {
     println!("faultline {command} {} --seed {}", scenario.file, plan.seed);
@@ -31,13 +33,16 @@ pub fn print_header(command: &str, scenario: &Scenario, plan: &Plan) {
         println!("            {line}");
     }
     if plan.faults.len() > 40 {
-        println!("            ... {} more (replay --trace shows them all)", plan.faults.len() - 40);
+        println!(
+            "            ... and {} (replay --trace shows them all)",
+            noun(plan.faults.len() - 40, "more fault", "more faults")
+        );
     }
     println!();
 }
 
 pub fn print_timeline(report: &RunReport) {
-    println!("trace ({} events)", report.timeline.len());
+    println!("trace ({})", noun(report.timeline.len(), "event", "events"));
     for event in &report.timeline {
         println!("  {event}");
     }
@@ -112,7 +117,11 @@ fn print_outages(report: &RunReport) {
             .take(8)
             .map(|o| format!("{:.3}s..{:.3}s", o.start_ms / 1000.0, o.end_ms / 1000.0))
             .collect();
-        let more = if m.outages.len() > 8 { format!(" (and {} more)", m.outages.len() - 8) } else { String::new() };
+        let more = if m.outages.len() > 8 {
+            format!(" (and {})", noun(m.outages.len() - 8, "more outage", "more outages"))
+        } else {
+            String::new()
+        };
         let mtbf = m.mtbf_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
         println!(
             "  outages       {} {}{more}   MTTR {:.3}s   MTBF {mtbf}   nines {nines}",
@@ -180,7 +189,10 @@ fn print_violations(report: &RunReport) {
     let total: usize = report.violation_counts.values().sum();
     let shown = report.violations.len().min(10);
     if total > shown {
-        println!("    ... and {} more (replay --trace shows the whole run)", total - shown);
+        println!(
+            "    ... and {} (replay --trace shows the whole run)",
+            noun(total - shown, "more violation", "more violations")
+        );
     }
 }
 
@@ -207,13 +219,19 @@ pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize, t
     let unjudged = results.iter().filter(|r| r.verdict == Verdict::Unjudged).count();
     let unjudged = if unjudged > 0 { format!(", {unjudged} could not be judged") } else { String::new() };
     println!(
-        "\n{passed} of {} scenarios passed{unjudged}; {runs} runs in {:.1}s on {jobs} threads",
-        results.len(),
-        elapsed.as_secs_f64()
+        "\n{passed} of {} passed{unjudged}; {} in {:.1}s on {}",
+        noun(results.len(), "scenario", "scenarios"),
+        noun(runs, "run", "runs"),
+        elapsed.as_secs_f64(),
+        noun(jobs, "thread", "threads")
     );
     if twice {
         let differing = results.iter().flat_map(|r| &r.reports).filter(|r| is_nondeterministic(r)).count();
-        println!("determinism: every seed ran twice; {} of {runs} pairs matched record for record", runs - differing);
+        println!(
+            "determinism: every seed ran twice; {} of {} matched record for record",
+            runs - differing,
+            noun(runs, "pair", "pairs")
+        );
     }
 }
 
@@ -319,7 +337,7 @@ fn print_failures(results: &[ScenarioResult]) {
             println!("      reproduce: {}", report.replay_command());
         }
         if troubled.len() > SEEDS_SHOWN {
-            println!("    ... and {} more", seeds_noun(troubled.len() - SEEDS_SHOWN));
+            println!("    ... and {}", noun(troubled.len() - SEEDS_SHOWN, "more seed", "more seeds"));
         }
     }
     let v = Versions::current();
@@ -436,8 +454,8 @@ pub fn print_shrunk(result: &ShrinkResult, scenario: &Scenario, seed: u64, out: 
     println!("  from  {}", result.original);
     println!("  to    {}", result.shrunk.size());
     println!(
-        "  in    {} runs, {:.1}s{}",
-        result.runs,
+        "  in    {}, {:.1}s{}",
+        noun(result.runs, "run", "runs"),
         result.elapsed.as_secs_f64(),
         result.stopped.as_ref().map_or(String::new(), |s| format!(" ({s})"))
     );

@@ -750,17 +750,16 @@ pub trait Systems {
     fn configure(&mut self, name: &str, knobs: &Knobs<'_>) -> Option<Result<Shape, InputError>>;
 }
 
-/// Reads a scenario file's text, with a clear error when it cannot.
+/// The largest scenario file faultline reads: 1 MiB. The longest shipped
+/// file is a few KiB; a bigger file is almost surely not a scenario (a log,
+/// a binary, a generated dump), and refusing it keeps a mistaken path from
+/// costing memory and a flood of errors.
+pub const FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// Reads a scenario file's text, with a clear error when it cannot (missing,
+/// a folder, a device, a link loop, over [`FILE_BYTES_MAX`], not UTF-8 text).
 pub fn read(path: &Path) -> Result<String, InputError> {
-    let file = path.display().to_string();
-    std::fs::read_to_string(path).map_err(|error| {
-        let help = if error.kind() == std::io::ErrorKind::NotFound {
-            "check the path; `faultline sweep scenarios` runs every scenario shipped in the repository"
-        } else {
-            "check the file's permissions and that it is UTF-8 text"
-        };
-        InputError::new(&file, format!("cannot read the scenario file: {error}")).with_help(help)
-    })
+    crate::error::read_text(path, FILE_BYTES_MAX, "scenario file")
 }
 
 /// Deserializes a scenario file's TOML, with help for the keys people miss.
@@ -1326,6 +1325,34 @@ impl FaultCheck<'_> {
     }
 }
 
+/// A chaos link generator draws links between two of its hosts (the probe
+/// aside): over fewer than two it would draw nothing, silently.
+fn at_least_two_hosts(
+    kind: &str,
+    link: &Spanned<RawChaosLink>,
+    hosts: Option<&[HostPattern]>,
+    patterns: &Patterns<'_>,
+) -> Result<(), InputError> {
+    let candidates: Vec<String> = hosts
+        .map_or_else(|| patterns.hosts.to_vec(), |h| resolve_hosts(patterns.hosts, h))
+        .into_iter()
+        .filter(|h| h != PROBE_HOST)
+        .collect();
+    if candidates.len() >= 2 {
+        return Ok(());
+    }
+    let what = if kind == "partition" { "split them in two groups" } else { "pick a link between two of them" };
+    let span = link.get_ref().hosts.as_ref().map_or(link.span(), Spanned::span);
+    Err((patterns.at)(
+        span,
+        format!(
+            "[chaos.{kind}] acts on {} only, and needs at least two hosts to {what}: it would draw no fault",
+            candidates.join(", ")
+        ),
+    )
+    .with_help("add hosts to the list, or leave `hosts` out to use every host"))
+}
+
 fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, InputError> {
     let at = patterns.at;
     let positive = |d: &Spanned<Dur>, key: &str| -> Result<Dur, InputError> {
@@ -1357,23 +1384,7 @@ fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, Inpu
             Some(h) => Some(patterns.any(h)?),
             None => None,
         };
-        let candidates: Vec<String> = hosts
-            .as_ref()
-            .map_or_else(|| patterns.hosts.to_vec(), |h| resolve_hosts(patterns.hosts, h))
-            .into_iter()
-            .filter(|h| h != PROBE_HOST)
-            .collect();
-        if candidates.len() < 2 {
-            let what = if kind == "partition" { "split them in two groups" } else { "pick a link between two of them" };
-            return Err(at(
-                l.hosts.as_ref().map_or(link.span(), Spanned::span),
-                format!(
-                    "[chaos.{kind}] acts on {} only, and needs at least two hosts to {what}: it would draw no fault",
-                    candidates.join(", ")
-                ),
-            )
-            .with_help("add hosts to the list, or leave `hosts` out to use every host"));
-        }
+        at_least_two_hosts(kind, link, hosts.as_deref(), patterns)?;
         let every = positive(&l.every, "every")?;
         let length = *l.length.get_ref();
         if length.max.0.is_zero() {
