@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use faultline_harness::drive::{run_seed_saved, RunOptions};
+use faultline_harness::drive::{run_seed_saved, Isolation, RunOptions};
 use faultline_harness::judge::{RunReport, SeedOutcome};
 use faultline_harness::registry::{self, Keep, Loaded};
 use faultline_harness::sweep::{self, Seeds, Verdict};
@@ -37,6 +37,27 @@ enum Format {
     Text,
     /// One JSON object on standard output.
     Json,
+}
+
+/// `--isolate` and its memory limit, for the verbs that run seeds.
+#[derive(clap::Args, Clone, Copy)]
+struct IsolateArgs {
+    /// Run each seed in a child process of its own, with a memory limit: a
+    /// run that allocates without bound, blocks or spins is ended with its
+    /// process (docs/failures.md).
+    #[arg(long)]
+    isolate: bool,
+    /// Address-space limit of each isolated seed's process, in MiB [default: 4096].
+    #[arg(long, value_name = "MIB", requires = "isolate", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    memory_limit: Option<u64>,
+}
+
+impl IsolateArgs {
+    fn isolation(self) -> Option<Isolation> {
+        self.isolate.then(|| Isolation {
+            memory_limit_mib: self.memory_limit.unwrap_or(faultline_harness::drive::isolate::MEMORY_LIMIT_MIB_DEFAULT),
+        })
+    }
 }
 
 /// A seed as a flag takes it: a whole number from 0 to 2^64-1.
@@ -88,6 +109,8 @@ enum Command {
         /// Wall-clock limit of the run in seconds (a busy loop in host code is reported, not waited for).
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        #[command(flatten)]
+        isolation: IsolateArgs,
     },
     /// Run a seed again, optionally with its event trace, or save its recording.
     #[command(after_help = EXIT_CODES)]
@@ -113,6 +136,8 @@ enum Command {
         /// Wall-clock limit of the run in seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        #[command(flatten)]
+        isolation: IsolateArgs,
     },
     /// Judge a saved recording (`replay --save`) again: checkers, figures,
     /// SLOs and verdict, without simulating.
@@ -153,6 +178,8 @@ enum Command {
         /// Wall-clock limit of each run in seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        #[command(flatten)]
+        isolation: IsolateArgs,
         /// Append every failing seed to a `.regressions` file beside its
         /// scenario; `cargo test` replays those seeds first.
         #[arg(long)]
@@ -256,6 +283,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // A child process serving one isolated seed (`--isolate`) does only that.
+    faultline_harness::drive::isolate::serve(registry);
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     if let Some(name) = args.first().and_then(|a| Path::new(a).file_stem()).and_then(|s| s.to_str()) {
         // A crate's own binary (faultline-kv) replays with its own name.
@@ -349,12 +378,13 @@ fn jobs_or_cores(jobs: Option<u64>) -> usize {
 
 fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
     match command {
-        Command::Run { scenario, seed, format, check_determinism, wall_limit } => {
+        Command::Run { scenario, seed, format, check_determinism, wall_limit, isolation } => {
             let loaded = load_one(&scenario, registry)?;
             let seed = seed.or(loaded.scenario.seed).unwrap_or(1);
             let options = RunOptions {
                 wall_limit: Some(Duration::from_secs(wall_limit)),
                 check_determinism,
+                isolate: isolation.isolation(),
                 ..RunOptions::default()
             };
             if format == Format::Text {
@@ -364,8 +394,9 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             print_run(&loaded, &ran.report, format);
             Ok(seed_code(&ran.report.outcome))
         }
-        Command::Replay { scenario, seed, trace, trace_out, save, format, wall_limit } => {
-            replay(&scenario, seed, Outputs { trace, trace_out, save }, format, wall_limit, registry)
+        Command::Replay { scenario, seed, trace, trace_out, save, format, wall_limit, isolation } => {
+            let limits = Limits { wall_limit, isolation: isolation.isolation() };
+            replay(&scenario, seed, Outputs { trace, trace_out, save }, format, limits, registry)
         }
         Command::Analyze { recording, trace, format } => analyze(&recording, trace, format, registry),
         Command::Sweep {
@@ -376,6 +407,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             check_determinism,
             format,
             wall_limit,
+            isolation,
             record_regressions,
         } => {
             let seeds = match (seeds, seed_range) {
@@ -386,6 +418,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             let options = RunOptions {
                 wall_limit: Some(Duration::from_secs(wall_limit)),
                 check_determinism,
+                isolate: isolation.isolation(),
                 ..RunOptions::default()
             };
             run_sweep(&paths, &seeds, jobs_or_cores(jobs), options, format, record_regressions, registry)
@@ -464,6 +497,12 @@ fn print_run(loaded: &Loaded, report: &RunReport, format: Format) {
     }
 }
 
+/// How long a replayed run may take, and whether it runs in a child process.
+struct Limits {
+    wall_limit: u64,
+    isolation: Option<Isolation>,
+}
+
 /// Where `replay` writes besides standard output.
 struct Outputs {
     trace: bool,
@@ -488,7 +527,7 @@ fn replay(
     seed: Option<u64>,
     outputs: Outputs,
     format: Format,
-    wall_limit: u64,
+    limits: Limits,
     registry: &Registry,
 ) -> Result<ExitCode, Failure> {
     let loaded = load_one(path, registry)?;
@@ -506,8 +545,9 @@ fn replay(
     let options = RunOptions {
         keep_records: outputs.trace || outputs.trace_out.is_some(),
         save: outputs.save.is_some(),
-        wall_limit: Some(Duration::from_secs(wall_limit)),
+        wall_limit: Some(Duration::from_secs(limits.wall_limit)),
         check_determinism: false,
+        isolate: limits.isolation,
     };
     if format == Format::Text {
         report::print_header("replay", &loaded.scenario, &Plan::expand(&loaded.scenario, seed));

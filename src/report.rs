@@ -167,7 +167,7 @@ fn print_verdict(scenario: &Scenario, report: &RunReport) {
             }
         }
         SeedOutcome::Failed { reasons } => {
-            println!("verdict: FAILED");
+            println!("verdict: FAILED ({})", classes(report));
             for reason in reasons {
                 println!("  - {reason}");
             }
@@ -179,6 +179,17 @@ fn print_verdict(scenario: &Scenario, report: &RunReport) {
                 v.faultline, v.turmoil, v.rustc, report.tick_ms
             );
         }
+    }
+}
+
+/// A failed seed's failure classes, "busy-loop" or "violation, slo"
+/// (docs/failures.md says what each means).
+fn classes(report: &RunReport) -> String {
+    let names: Vec<&str> = report.classes.iter().map(|c| c.name()).collect();
+    if names.is_empty() {
+        "failed".to_string()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -236,7 +247,7 @@ pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize, t
 }
 
 fn is_nondeterministic(report: &RunReport) -> bool {
-    matches!(&report.outcome, SeedOutcome::Failed { reasons } if reasons.iter().any(|r| r.starts_with("nondeterministic")))
+    report.classes.contains(&faultline_harness::recording::FailureClass::Nondeterministic)
 }
 
 fn print_sweep_table(results: &[ScenarioResult]) {
@@ -327,8 +338,14 @@ fn print_failures(results: &[ScenarioResult]) {
         }
         let troubled: Vec<&RunReport> = result.failed_seeds().chain(result.unjudged_seeds()).collect();
         for report in troubled.iter().take(SEEDS_SHOWN) {
-            if let SeedOutcome::Failed { reasons } | SeedOutcome::Unjudged { reasons } = &report.outcome {
-                println!("    seed {}: {}", report.seed, reasons.join("; "));
+            match &report.outcome {
+                SeedOutcome::Failed { reasons } => {
+                    println!("    seed {} ({}): {}", report.seed, classes(report), reasons.join("; "));
+                }
+                SeedOutcome::Unjudged { reasons } => {
+                    println!("    seed {} (could not judge): {}", report.seed, reasons.join("; "));
+                }
+                _ => {}
             }
             let failing = report.failing_invariants();
             for violation in report.violations.iter().filter(|v| failing.contains(&v.invariant.as_str())).take(2) {

@@ -7,6 +7,7 @@ mod cli; // the built binary: exit codes, error output, replay commands, traces
 mod determinism; // same seed, same digest: in one process and across processes
 mod disk; // the simulated disk: synced writes survive a crash, unsynced ones do not
 mod faults; // each fault kind has its effect on echo while it lasts
+mod hostile; // systems that block, spin, crawl, hog memory, start threads, leak the wall clock
 mod mutate; // hostile input: shipped scenario files mutated 10,000 ways
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
