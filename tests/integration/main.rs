@@ -11,6 +11,7 @@ mod hostile; // systems that block, spin, crawl, hog memory, start threads, leak
 mod mutate; // hostile input: shipped scenario files mutated 10,000 ways
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
+mod readme; // every command of the README runs and exits as it says
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
 mod robustness; // panicking, failing, hanging and nondeterministic systems
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
