@@ -169,4 +169,32 @@ mod tests {
         assert_eq!(first_divergence(&a, &a), None);
         assert_eq!(first_divergence(&a[..1], &a).unwrap().0, 1);
     }
+
+    /// The manifest pins turmoil to exactly the version replay lines name. In
+    /// the repository the pin is in the workspace's `[workspace.dependencies]`;
+    /// in a packaged crate cargo has written it into the crate's own manifest,
+    /// and the workspace's is not there to read.
+    #[test]
+    fn turmoil_is_pinned_to_the_version_replays_name() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |path: &std::path::Path| -> toml::Table {
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            text.parse().unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let own = read(&dir.join("Cargo.toml"));
+        let dependency = &own["dependencies"]["turmoil"];
+        let inherited = dependency.get("workspace").and_then(toml::Value::as_bool) == Some(true);
+        let pinned = if inherited {
+            let workspace = read(&dir.join("../Cargo.toml"));
+            workspace["workspace"]["dependencies"]["turmoil"]["version"].as_str().map(str::to_string)
+        } else {
+            dependency["version"].as_str().map(str::to_string)
+        };
+        let expected = format!("={TURMOIL_VERSION}");
+        assert_eq!(
+            pinned.as_deref(),
+            Some(expected.as_str()),
+            "turmoil must be pinned to {expected} (TURMOIL_VERSION)"
+        );
+    }
 }
