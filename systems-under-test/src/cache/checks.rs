@@ -27,21 +27,39 @@ fn reads(history: &History<CacheOp, u64>) -> impl Iterator<Item = (&Operation<Ca
     history.ops.iter().filter(|op| op.op.access == Access::Read).filter_map(|op| op.outcome.value().map(|v| (op, *v)))
 }
 
+/// When each version of each key was first committed, from the database's
+/// events.
+fn first_commits(context: &CheckContext<'_, Cache>) -> BTreeMap<u32, BTreeMap<u64, Nanos>> {
+    let mut commits: BTreeMap<u32, BTreeMap<u64, Nanos>> = BTreeMap::new();
+    for (at, source, event) in context.events() {
+        if let (DB, CacheEvent::DbWrite { key, version }) = (source, event) {
+            commits.entry(*key).or_default().entry(*version).or_insert(at);
+        }
+    }
+    commits
+}
+
 /// `reads-see-written-values`: every version a read returns was committed by
-/// the database (or is the initial 0).
+/// the database before the read completed (or is the initial 0).
 pub fn check_reads_see_written_values(context: &CheckContext<'_, Cache>) -> Vec<Violation> {
-    let commits = commits(context);
-    reads(context.history)
-        .filter(|(op, version)| *version != 0 && !commits.get(&op.op.key).is_some_and(|c| c.contains_key(version)))
-        .map(|(op, version)| {
-            Violation::new(format!(
-                "read #{} of key {} returned version {version}, which no write produced",
-                op.id, op.op.key
-            ))
-            .at(op.completed)
-            .ops([op.id])
-        })
-        .collect()
+    let commits = first_commits(context);
+    let mut violations = Vec::new();
+    for (op, version) in reads(context.history).filter(|(_, version)| *version != 0) {
+        let committed = commits.get(&op.op.key).and_then(|c| c.get(&version)).copied();
+        let why = match committed {
+            None => "which no write produced".to_string(),
+            Some(at) if at >= op.completed => {
+                format!("which was committed only at {}, after the read completed", format_nanos(at))
+            }
+            Some(_) => continue,
+        };
+        violations.push(
+            Violation::new(format!("read #{} of key {} returned version {version}, {why}", op.id, op.op.key))
+                .at(op.completed)
+                .ops([op.id]),
+        );
+    }
+    violations
 }
 
 /// `bounded-staleness`: a read may return version v only if v was current
@@ -308,6 +326,25 @@ mod tests {
         assert!(message(&violations[0]).contains("read #2 of key 1 returned version 2"), "{}", violations[0].message);
         assert_eq!((violations[0].ops.clone(), violations[0].at), (vec![2], Some(25 * MS)));
         assert!(message(&violations[1]).contains("read #3 of key 2"), "{}", violations[1].message);
+    }
+
+    #[test]
+    fn a_read_may_not_return_a_version_committed_only_after_it_completed() {
+        let history = History::new(vec![
+            op(Access::Read, 1, 1, 5, Outcome::Ok(1)), // committed at 2ms, first of two commits: fine
+            op(Access::Read, 1, 10, 15, Outcome::Ok(2)), // committed at 40ms: from the future
+            op(Access::Read, 1, 30, 40, Outcome::Ok(2)), // completed as it was committed: still too early
+            op(Access::Read, 1, 41, 45, Outcome::Ok(2)), // after the commit: fine
+        ]);
+        // Version 1 committed twice (a database that lost its rows): the first counts.
+        let trace = [write(2, 1, 1), write(40, 1, 2), write(60, 1, 1)];
+        let violations = check_reads_see_written_values(&context(&history, &trace));
+        assert_eq!(violations.iter().map(|v| v.ops[0]).collect::<Vec<_>>(), vec![1, 2], "{violations:?}");
+        assert_eq!(
+            violations[0].message,
+            "read #1 of key 1 returned version 2, which was committed only at 0.040000s, after the read completed"
+        );
+        assert_eq!(violations[0].at, Some(15 * MS));
     }
 
     #[test]
