@@ -372,6 +372,29 @@ mod tests {
     }
 
     #[test]
+    fn only_the_databases_commits_replace_a_version() {
+        // An app reporting db.write (a mistake) does not replace version 1.
+        let trace = [write(10, 1, 1), event(100, "app-1", CacheEvent::DbWrite { key: 1, version: 2 })];
+        let history = History::new(vec![op(Access::Read, 1, 500, 505, Outcome::Ok(1))]);
+        assert!(check_bounded_staleness(&context(&history, &trace), 50 * MS).is_empty());
+        // Another key's replacement does not make this key's version stale either.
+        let other = [write(10, 1, 1), write(100, 2, 2)];
+        assert!(check_bounded_staleness(&context(&history, &other), 50 * MS).is_empty());
+    }
+
+    #[test]
+    fn a_read_begun_as_a_write_completes_need_not_see_it() {
+        let history = History::new(vec![
+            op(Access::Write, 1, 10, 50, Outcome::Ok(2)),
+            op(Access::Read, 1, 50, 55, Outcome::Ok(1)), // began at the very instant: concurrent
+            op(Access::Read, 1, 51, 56, Outcome::Ok(1)), // began after: stale
+        ]);
+        let violations = check_reads_see_completed_writes(&history);
+        assert_eq!(violations.iter().map(|v| v.ops.clone()).collect::<Vec<_>>(), vec![vec![2, 0]]);
+        assert_eq!(violations[0].at, Some(51 * MS));
+    }
+
+    #[test]
     fn the_stale_set_race_breaks_reads_see_completed_writes() {
         // A write of version 2 completes at 50ms; a read begun at 60ms sees 1.
         let history = History::new(vec![
