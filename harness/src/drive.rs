@@ -35,6 +35,9 @@ pub mod isolate;
 
 pub use isolate::{set_launcher, Isolation, Launcher};
 
+/// How to run one seed: what to keep beyond the report, the wall-clock
+/// limit, and whether to run it twice. The default keeps nothing extra, sets
+/// no limit and runs once.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
     /// Keep the digest's records and a merged timeline (for `--trace` and

@@ -58,7 +58,9 @@ pub const MEMORY_LIMIT_MIB_DEFAULT: u64 = 4096;
 /// arguments that bring it to [`serve`].
 #[derive(Clone, Debug)]
 pub struct Launcher {
+    /// The executable to start: usually the running binary itself.
     pub program: PathBuf,
+    /// The arguments that make it serve one seed instead of its usual job.
     pub args: Vec<String>,
 }
 
