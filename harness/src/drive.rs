@@ -328,8 +328,12 @@ mod watch {
                     self.running += 1;
                 }
             }
+            // Until the run's thread has said which it is, it is the one
+            // thread of its name, not a foreign one: a loaded machine can
+            // start it after the first look.
+            let Some(own) = self.thread else { return };
             for thread in threads() {
-                if Some(thread) == self.thread || self.foreign.contains(&thread) {
+                if thread == own || self.foreign.contains(&thread) {
                     continue;
                 }
                 if thread_state(thread).is_some_and(|(_, name)| name == self.comm) {
