@@ -208,6 +208,9 @@ enum Command {
         /// Scenario files, or folders searched for *.toml.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Shrink a failing seed to a minimal fault schedule and workload, written
     /// as a standalone scenario file that reproduces the same violation.
@@ -448,7 +451,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             crate::scale::sweep(&scenarios, request)
         }
         Command::Merge { files, format, junit } => crate::scale::merge(&files, format, junit.as_deref(), registry),
-        Command::Check { paths } => check_files(&paths, registry),
+        Command::Check { paths, format } => check_files(&paths, format, registry),
         Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit } => {
             let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit };
             shrink(&scenario, request, registry)
@@ -481,8 +484,23 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
     }
 }
 
-fn check_files(paths: &[PathBuf], registry: &Registry) -> Result<ExitCode, Failure> {
+fn check_files(paths: &[PathBuf], format: Format, registry: &Registry) -> Result<ExitCode, Failure> {
     let loaded = load_all(paths, registry)?;
+    if format == Format::Json {
+        let files: Vec<serde_json::Value> = loaded
+            .iter()
+            .map(|item| {
+                let s = &item.scenario;
+                serde_json::json!({
+                    "file": s.file, "name": s.name, "system": s.system_name,
+                    "seeds": s.seed.map_or(s.seeds, |_| 1), "pinned_seed": s.seed,
+                    "explicit_faults": s.faults.len(), "chaos_generators": s.chaos.generators.len(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "valid": true, "files": files }));
+        return Ok(ExitCode::SUCCESS);
+    }
     for item in &loaded {
         let s = &item.scenario;
         println!(

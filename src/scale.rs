@@ -183,7 +183,7 @@ fn open_out(
 ) -> Result<(Option<Writer>, Kept), Failure> {
     let Some(path) = &scale.out else { return Ok((None, Kept::new())) };
     check_output("--out", path)?;
-    if !scale.resume {
+    if !scale.resume || !path.exists() {
         return Ok((Some(Writer::create(path)?), Kept::new()));
     }
     let current: BTreeMap<String, String> =
