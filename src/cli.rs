@@ -431,24 +431,16 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             record_regressions,
             scale,
         } => {
-            let seeds = match (seeds, seed_range) {
-                (Some(count), _) => Seeds::Count(count),
-                (None, Some(range)) => Seeds::Range(range),
-                (None, None) => Seeds::FromScenario,
-            };
-            let options = RunOptions {
-                wall_limit: Some(Duration::from_secs(wall_limit)),
-                check_determinism,
-                isolate: isolation.isolation(),
-                ..RunOptions::default()
-            };
+            let seeds = seeds.map(Seeds::Count).or(seed_range.map(Seeds::Range)).unwrap_or(Seeds::FromScenario);
+            let isolate = isolation.isolation();
+            let wall_limit = Some(Duration::from_secs(wall_limit));
+            let options = RunOptions { wall_limit, check_determinism, isolate, ..RunOptions::default() };
             let jobs = jobs_or_cores(jobs);
             if scale.until_failure {
                 return crate::scale::until_failure(&paths, &scale, jobs, options, format, registry);
             }
-            let scenarios = load_all(&paths, registry)?;
             let request = crate::scale::SweepRequest { seeds, jobs, options, format, record_regressions, scale };
-            crate::scale::sweep(&scenarios, request)
+            crate::scale::sweep(&load_all(&paths, registry)?, request)
         }
         Command::Merge { files, format, junit } => crate::scale::merge(&files, format, junit.as_deref(), registry),
         Command::Check { paths, format } => check_files(&paths, format, registry),
