@@ -32,7 +32,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     /// Text for people.
     Text,
     /// One JSON object on standard output.
@@ -61,7 +61,7 @@ impl IsolateArgs {
 }
 
 /// A seed as a flag takes it: a whole number from 0 to 2^64-1.
-fn parse_seed(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_seed(text: &str) -> Result<u64, String> {
     text.trim().parse().map_err(|_| {
         if text.trim_start().starts_with('-') {
             format!("{text:?} is not a seed: seeds are whole numbers from 0 to 18446744073709551615, never negative")
@@ -184,6 +184,23 @@ enum Command {
         /// scenario; `cargo test` replays those seeds first.
         #[arg(long)]
         record_regressions: bool,
+        #[command(flatten)]
+        scale: crate::scale::ScaleArgs,
+    },
+    /// Merge results files of `sweep --out` (the shards of one sweep) and
+    /// print the table, figures, SLO shares and known flaws of the whole,
+    /// exiting as that sweep would.
+    #[command(after_help = EXIT_CODES)]
+    Merge {
+        /// Results files, as `sweep --out` wrote them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Validate scenario files (or folders of them) without running anything.
     #[command(after_help = EXIT_CODES)]
@@ -191,6 +208,9 @@ enum Command {
         /// Scenario files, or folders searched for *.toml.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Shrink a failing seed to a minimal fault schedule and workload, written
     /// as a standalone scenario file that reproduces the same violation.
@@ -341,7 +361,7 @@ pub(crate) fn noun(count: usize, one: &str, many: &str) -> String {
     }
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Input(Vec<InputError>),
     Other(anyhow::Error),
 }
@@ -359,7 +379,7 @@ impl From<anyhow::Error> for Failure {
 }
 
 /// A flag's value that is not valid, as an input error naming the flag.
-fn flag_error(flag: &str, message: impl Into<String>) -> Failure {
+pub(crate) fn flag_error(flag: &str, message: impl Into<String>) -> Failure {
     Failure::Input(vec![InputError::new(flag, message)])
 }
 
@@ -409,21 +429,21 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             wall_limit,
             isolation,
             record_regressions,
+            scale,
         } => {
-            let seeds = match (seeds, seed_range) {
-                (Some(count), _) => Seeds::Count(count),
-                (None, Some(range)) => Seeds::Range(range),
-                (None, None) => Seeds::FromScenario,
-            };
-            let options = RunOptions {
-                wall_limit: Some(Duration::from_secs(wall_limit)),
-                check_determinism,
-                isolate: isolation.isolation(),
-                ..RunOptions::default()
-            };
-            run_sweep(&paths, &seeds, jobs_or_cores(jobs), options, format, record_regressions, registry)
+            let seeds = seeds.map(Seeds::Count).or(seed_range.map(Seeds::Range)).unwrap_or(Seeds::FromScenario);
+            let isolate = isolation.isolation();
+            let wall_limit = Some(Duration::from_secs(wall_limit));
+            let options = RunOptions { wall_limit, check_determinism, isolate, ..RunOptions::default() };
+            let jobs = jobs_or_cores(jobs);
+            if scale.until_failure {
+                return crate::scale::until_failure(&paths, &scale, jobs, options, format, registry);
+            }
+            let request = crate::scale::SweepRequest { seeds, jobs, options, format, record_regressions, scale };
+            crate::scale::sweep(&load_all(&paths, registry)?, request)
         }
-        Command::Check { paths } => check_files(&paths, registry),
+        Command::Merge { files, format, junit } => crate::scale::merge(&files, format, junit.as_deref(), registry),
+        Command::Check { paths, format } => check_files(&paths, format, registry),
         Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit } => {
             let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit };
             shrink(&scenario, request, registry)
@@ -456,8 +476,23 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
     }
 }
 
-fn check_files(paths: &[PathBuf], registry: &Registry) -> Result<ExitCode, Failure> {
+fn check_files(paths: &[PathBuf], format: Format, registry: &Registry) -> Result<ExitCode, Failure> {
     let loaded = load_all(paths, registry)?;
+    if format == Format::Json {
+        let files: Vec<serde_json::Value> = loaded
+            .iter()
+            .map(|item| {
+                let s = &item.scenario;
+                serde_json::json!({
+                    "file": s.file, "name": s.name, "system": s.system_name,
+                    "seeds": s.seed.map_or(s.seeds, |_| 1), "pinned_seed": s.seed,
+                    "explicit_faults": s.faults.len(), "chaos_generators": s.chaos.generators.len(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "valid": true, "files": files }));
+        return Ok(ExitCode::SUCCESS);
+    }
     for item in &loaded {
         let s = &item.scenario;
         println!(
@@ -512,7 +547,7 @@ struct Outputs {
 
 /// An output file's folder must exist: a typo in a path should not quietly
 /// create folders.
-fn check_output(flag: &str, path: &Path) -> Result<(), Failure> {
+pub(crate) fn check_output(flag: &str, path: &Path) -> Result<(), Failure> {
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(folder) if !folder.is_dir() => Err(flag_error(
             flag,
@@ -607,56 +642,8 @@ fn write_trace(path: &Path, report: &RunReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_sweep(
-    paths: &[PathBuf],
-    seeds: &Seeds,
-    jobs: usize,
-    options: RunOptions,
-    format: Format,
-    record_regressions: bool,
-    registry: &Registry,
-) -> Result<ExitCode, Failure> {
-    let scenarios = load_all(paths, registry)?;
-    let total: usize = scenarios.iter().map(|s| seeds.for_scenario(&s.scenario).len()).sum();
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total as u64), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} elapsed, ~{eta} left  {msg}")
-            .expect("a valid progress template"),
-    );
-    // The sweep's own wall time, for the summary line: outside any simulation.
-    #[allow(clippy::disallowed_methods)]
-    let started = std::time::Instant::now();
-    let progress = |report: &RunReport| {
-        if report.outcome.failed() {
-            bar.set_message(format!("last failure: {} seed {}", report.scenario, report.seed));
-        }
-        bar.inc(1);
-    };
-    let results = sweep::sweep(&scenarios, seeds, jobs, options, &progress);
-    bar.finish_and_clear();
-    if record_regressions {
-        record(&results)?;
-    }
-    let verdict = sweep_verdict(&results);
-    match format {
-        Format::Text => report::print_sweep(&results, started.elapsed(), jobs, options.check_determinism),
-        Format::Json => {
-            let mut out = std::io::stdout().lock();
-            let json =
-                serde_json::json!({ "passed": verdict == Verdict::Passed, "verdict": verdict, "scenarios": results });
-            serde_json::to_writer(&mut out, &json).map_err(|e| Failure::Other(e.into()))?;
-            let _ = writeln!(out);
-        }
-    }
-    Ok(match verdict {
-        Verdict::Passed => ExitCode::SUCCESS,
-        Verdict::Failed => ExitCode::from(1),
-        Verdict::Unjudged => ExitCode::from(3),
-    })
-}
-
 /// A sweep fails if any scenario failed, else is unjudged if any was.
-fn sweep_verdict(results: &[sweep::ScenarioResult]) -> Verdict {
+pub(crate) fn sweep_verdict(results: &[sweep::ScenarioResult]) -> Verdict {
     if results.iter().any(|r| r.verdict == Verdict::Failed) {
         Verdict::Failed
     } else if results.iter().any(|r| r.verdict == Verdict::Unjudged) {
@@ -668,7 +655,7 @@ fn sweep_verdict(results: &[sweep::ScenarioResult]) -> Verdict {
 
 /// Scenario files named by `paths` (folders are searched for *.toml), sorted
 /// within each folder. Every bad file is reported, not just the first.
-fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Arc<Loaded>>, Failure> {
+pub(crate) fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Arc<Loaded>>, Failure> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
@@ -822,7 +809,7 @@ fn shrink(path: &Path, request: ShrinkRequest, registry: &Registry) -> Result<Ex
 }
 
 impl Failure {
-    fn with_help_all(self, help: String) -> Failure {
+    pub(crate) fn with_help_all(self, help: String) -> Failure {
         match self {
             Failure::Input(errors) => Failure::Input(errors.into_iter().map(|e| e.with_help(help.clone())).collect()),
             other => other,
@@ -831,7 +818,7 @@ impl Failure {
 }
 
 /// Appends each scenario's failing seeds to its regressions file.
-fn record(results: &[sweep::ScenarioResult]) -> Result<(), Failure> {
+pub(crate) fn record(results: &[sweep::ScenarioResult]) -> Result<(), Failure> {
     use faultline_harness::regressions::{self, Regression};
     for result in results {
         let records: Vec<Regression> = result

@@ -15,7 +15,9 @@ compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RU
 
 mod bench;
 mod cli;
+mod junit;
 mod report;
+mod scale;
 
 pub use faultline_harness as harness;
 

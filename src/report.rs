@@ -221,21 +221,15 @@ fn with_ci(summary: Option<&Summary>, scale: f64, unit: &str, decimals: usize) -
 }
 
 pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize, twice: bool) {
-    print_sweep_table(results);
-    print_system_figures(results);
-    print_failures(results);
-    print_found(results);
-    let runs: usize = results.iter().map(ScenarioResult::seeds).sum();
-    let passed = results.iter().filter(|r| r.passed).count();
-    let unjudged = results.iter().filter(|r| r.verdict == Verdict::Unjudged).count();
-    let unjudged = if unjudged > 0 { format!(", {unjudged} could not be judged") } else { String::new() };
+    print_sweep_body(results);
     println!(
-        "\n{passed} of {} passed{unjudged}; {} in {:.1}s on {}",
-        noun(results.len(), "scenario", "scenarios"),
-        noun(runs, "run", "runs"),
+        "{}; {} in {:.1}s on {}",
+        sweep_tally(results),
+        noun(results.iter().map(ScenarioResult::seeds).sum(), "run", "runs"),
         elapsed.as_secs_f64(),
         noun(jobs, "thread", "threads")
     );
+    let runs: usize = results.iter().map(ScenarioResult::seeds).sum();
     if twice {
         let differing = results.iter().flat_map(|r| &r.reports).filter(|r| is_nondeterministic(r)).count();
         println!(
@@ -244,6 +238,25 @@ pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize, t
             noun(runs, "pair", "pairs")
         );
     }
+}
+
+/// Everything a sweep prints before its closing line: the table, the
+/// figures and SLO shares, the failures and the known flaws found. `merge`
+/// prints the same from results files.
+pub fn print_sweep_body(results: &[ScenarioResult]) {
+    print_sweep_table(results);
+    print_system_figures(results);
+    print_failures(results);
+    print_found(results);
+    println!();
+}
+
+/// "5 of 6 scenarios passed, 1 could not be judged".
+pub fn sweep_tally(results: &[ScenarioResult]) -> String {
+    let passed = results.iter().filter(|r| r.passed).count();
+    let unjudged = results.iter().filter(|r| r.verdict == Verdict::Unjudged).count();
+    let unjudged = if unjudged > 0 { format!(", {unjudged} could not be judged") } else { String::new() };
+    format!("{passed} of {} passed{unjudged}", noun(results.len(), "scenario", "scenarios"))
 }
 
 fn is_nondeterministic(report: &RunReport) -> bool {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checks::{self, Checked};
 use crate::history::{Nanos, TraceLine, Violation};
@@ -21,7 +21,7 @@ use crate::system::System;
 pub const VIOLATIONS_KEPT_MAX: usize = 20;
 
 /// How one seed went against the scenario's expectation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum SeedOutcome {
     /// Every check held (expect = "pass").
@@ -54,7 +54,7 @@ impl SeedOutcome {
 }
 
 /// One `[slo]` threshold held against one run's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SloResult {
     /// The figure, as the `[slo]` key names it (`availability`, `p99_latency`, ...).
     pub metric: String,
@@ -73,7 +73,7 @@ pub struct SloResult {
 }
 
 /// Everything one run produced, judged.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
     /// The scenario file's path, as given (replay commands name it).
     pub scenario: String,

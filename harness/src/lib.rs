@@ -13,8 +13,9 @@
 //! - `recording`, `workload`, `run`: the simulation, recorded; judges nothing
 //! - `checks`, `metrics`, `judge`: pure functions of a recording
 //! - `registry`: typed systems erased; names to systems; loading files
-//! - `drive`, `sweep`, `regressions`, `shrink`, `strategies`, `testing`: many
-//!   seeds, smaller failing runs, property tests, scenario files as tests
+//! - `drive`, `sweep`, `results`, `shard`, `hunt`, `regressions`, `shrink`,
+//!   `strategies`, `testing`: many seeds, results files, shards, random seeds
+//!   until a failure, smaller failing runs, property tests, scenario files as tests
 //!
 //! The harness never names a concrete system: systems plug in through
 //! [`System`] and a [`Registry`].
@@ -35,6 +36,7 @@ pub mod drive;
 pub mod error;
 pub mod fault;
 pub mod history;
+pub mod hunt;
 pub mod inject;
 pub mod judge;
 pub mod knobs;
@@ -44,9 +46,11 @@ pub mod plan;
 pub mod recording;
 pub mod registry;
 pub mod regressions;
+pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod seed;
+pub mod shard;
 pub mod shrink;
 pub mod stats;
 #[cfg(feature = "proptest")]
@@ -90,6 +94,9 @@ pub const LAYERS: &[&str] = &[
     "registry",
     "drive",
     "sweep",
+    "results",
+    "shard",
+    "hunt",
     "regressions",
     "shrink",
     "strategies",

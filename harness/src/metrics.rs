@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{Nanos, OutcomeClass, ProbeSample, Violation};
 
@@ -75,7 +75,7 @@ pub struct MeasureInput<'a> {
 /// The distribution of a set of latencies, in milliseconds; every figure is 0
 /// for an empty set. Quantiles come from a histogram at three significant
 /// digits; the mean and the maximum are exact.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// How many latencies were summarised.
     pub count: u64,
@@ -95,7 +95,7 @@ pub struct LatencySummary {
 
 /// One stretch of time the service was down, by the time view (the probe,
 /// or request windows).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outage {
     /// When it began, since the start of the run, in ms.
     pub start_ms: f64,
@@ -107,7 +107,7 @@ pub struct Outage {
 /// The figures of one run; docs/metrics.md defines each. Request figures
 /// count every client operation; the time view comes from the probe or from
 /// request windows (`time_source`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Client operations sent.
     pub requests: u64,

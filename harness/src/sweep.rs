@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -227,11 +228,36 @@ pub fn sweep(
     options: RunOptions,
     progress: &(dyn Fn(&RunReport) + Sync),
 ) -> Vec<ScenarioResult> {
-    let work: Vec<(usize, u64)> = scenarios
+    let work = pairs(scenarios, seeds);
+    let reports = run_pairs(scenarios, &work, jobs, options, &|_, report, _| progress(report));
+    let mut per_scenario: Vec<Vec<RunReport>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for (&(scenario, _), report) in work.iter().zip(reports) {
+        per_scenario[scenario].push(report);
+    }
+    scenarios.iter().zip(per_scenario).map(|(loaded, reports)| judge_scenario(&loaded.scenario, reports)).collect()
+}
+
+/// Every (scenario index, seed) pair a sweep of `scenarios` over `seeds`
+/// runs, scenario by scenario, each scenario's seeds in the order given.
+pub fn pairs(scenarios: &[Arc<Loaded>], seeds: &Seeds) -> Vec<(usize, u64)> {
+    scenarios
         .iter()
         .enumerate()
         .flat_map(|(index, loaded)| seeds.for_scenario(&loaded.scenario).into_iter().map(move |seed| (index, seed)))
-        .collect();
+        .collect()
+}
+
+/// Runs the given (scenario index, seed) pairs on `jobs` threads and returns
+/// their reports in the order of `work`. `progress` is called once per
+/// finished run, from worker threads, with the pair's index in `work`, the
+/// report and the run's wall time.
+pub fn run_pairs(
+    scenarios: &[Arc<Loaded>],
+    work: &[(usize, u64)],
+    jobs: usize,
+    options: RunOptions,
+    progress: &(dyn Fn(usize, &RunReport, Duration) + Sync),
+) -> Vec<RunReport> {
     let results: Vec<Mutex<Option<RunReport>>> = work.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -239,16 +265,14 @@ pub fn sweep(
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&(scenario, seed)) = work.get(index) else { break };
+                // Wall time of the run, for results files: outside any simulation.
+                #[allow(clippy::disallowed_methods)]
+                let started = std::time::Instant::now();
                 let report = run_seed(&scenarios[scenario], seed, options);
-                progress(&report);
+                progress(index, &report, started.elapsed());
                 *results[index].lock().expect("no worker panics while holding a result") = Some(report);
             });
         }
     });
-    let mut per_scenario: Vec<Vec<RunReport>> = scenarios.iter().map(|_| Vec::new()).collect();
-    for ((scenario, _), slot) in work.iter().zip(results) {
-        let report = slot.into_inner().expect("no poisoned result").expect("every job ran");
-        per_scenario[*scenario].push(report);
-    }
-    scenarios.iter().zip(per_scenario).map(|(loaded, reports)| judge_scenario(&loaded.scenario, reports)).collect()
+    results.into_iter().map(|slot| slot.into_inner().expect("no poisoned result").expect("every job ran")).collect()
 }

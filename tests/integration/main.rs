@@ -16,6 +16,7 @@ mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
 mod readme; // every command of the README runs and exits as it says
 mod robustness; // panicking, failing, hanging and nondeterministic systems
+mod scale; // shards merged equal one sweep, resume after a kill, until-failure, JUnit against the XSD, deploy/
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers
 mod theory; // the metrics against closed-form theory (FAULTLINE_LONG=1 for the long run)

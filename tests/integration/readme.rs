@@ -121,6 +121,57 @@ const CASES: &[Case] = &[
         code: 0,
         shows: "verdict: linearizable",
     },
+    // The shards, resume, hunt and JUnit lines on echo with 1 seed (20 in the
+    // README); the other three shards run before the merge.
+    Case {
+        readme: "faultline sweep scenarios --seeds 20 --shard 0/4 --out s0.jsonl",
+        args: Some("sweep scenarios/echo --seeds 1 --shard 0/4 --out s0.jsonl"),
+        code: 0,
+        shows: "shard 0/4:",
+    },
+    Case {
+        readme: "",
+        args: Some("sweep scenarios/echo --seeds 1 --shard 1/4 --out s1.jsonl"),
+        code: 0,
+        shows: "shard 1/4:",
+    },
+    Case {
+        readme: "",
+        args: Some("sweep scenarios/echo --seeds 1 --shard 2/4 --out s2.jsonl"),
+        code: 0,
+        shows: "shard 2/4:",
+    },
+    Case {
+        readme: "",
+        args: Some("sweep scenarios/echo --seeds 1 --shard 3/4 --out s3.jsonl"),
+        code: 0,
+        shows: "shard 3/4:",
+    },
+    Case {
+        readme: "faultline merge s0.jsonl s1.jsonl s2.jsonl s3.jsonl",
+        args: Some("merge s0.jsonl s1.jsonl s2.jsonl s3.jsonl"),
+        code: 0,
+        shows: "6 of 6 scenarios passed; 6 runs merged from 4 files",
+    },
+    Case {
+        readme: "faultline sweep scenarios --seeds 20 --out all.jsonl --resume",
+        args: Some("sweep scenarios/echo --seeds 1 --out all.jsonl --resume"),
+        code: 0,
+        shows: "6 of 6 scenarios passed",
+    },
+    // One second instead of ten minutes.
+    Case {
+        readme: "faultline sweep scenarios --until-failure --time 10m",
+        args: Some("sweep scenarios/echo --until-failure --time 1s"),
+        code: 0,
+        shows: "seeds/s",
+    },
+    Case {
+        readme: "faultline sweep scenarios --seeds 20 --junit junit.xml",
+        args: Some("sweep scenarios/echo --seeds 1 --junit junit.xml"),
+        code: 0,
+        shows: "junit: 12 test cases written to junit.xml",
+    },
 ];
 
 /// The commands of the README's first code block ("The two commands") and
@@ -201,7 +252,7 @@ fn every_readme_command_exits_as_the_readme_says() {
         }
     }
     // What the commands wrote is where the README says.
-    for written in ["run.jsonl", "run.json", "shrunk.toml"] {
+    for written in ["run.jsonl", "run.json", "shrunk.toml", "all.jsonl", "junit.xml"] {
         if !dir.join(written).is_file() {
             failures.push(format!("{written} was not written"));
         }
