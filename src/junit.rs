@@ -7,8 +7,8 @@
 //! found fails it, though every seed passed). A failed seed carries a
 //! `<failure>` with its reasons and the replay command; a seed that could
 //! not be judged is `<skipped>` with why. The output is checked in `cargo
-//! test` against the JUnit XSD that Jenkins's xUnit plugin reads
-//! (tests/junit/, and docs/scale.md).
+//! test` against the JUnit XSD that Jenkins reads (tests/junit/README.md,
+//! and docs/scale.md).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
