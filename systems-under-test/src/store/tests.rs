@@ -1,0 +1,2 @@
+//! Unit tests of the store's configuration and promises; the checkers'
+//! tests are in checks_tests.rs.
