@@ -603,3 +603,7 @@ pub fn write_outages(history: &History<StoreOp, StoreRes>) -> (f64, Vec<f64>) {
     }
     (good as f64 / writes.len().max(1) as f64, outages)
 }
+
+#[cfg(test)]
+#[path = "checks_tests.rs"]
+mod tests;

@@ -165,7 +165,7 @@ impl System for Store {
 
     fn next_op(&self, session: &mut Session, rng: &mut ChaCha8Rng) -> StoreOp {
         session.ops += 1;
-        if self.audit_every > 0 && session.ops % u64::from(self.audit_every) == 0 {
+        if self.audit_every > 0 && session.ops.is_multiple_of(u64::from(self.audit_every)) {
             let key = (session.audits.wrapping_add(session.index)) % self.keys;
             session.audits = session.audits.wrapping_add(1);
             return StoreOp::Audit { key };
