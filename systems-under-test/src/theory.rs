@@ -294,12 +294,13 @@ fn replicas(scale: Scale, jobs: usize) -> Result<Check, InputError> {
     ))
 }
 
-/// 6. Resharding the store from n to n+1 groups: `hash % n` moves every key
-/// whose remainder changes, n/(n+1) of them; a consistent-hashing ring moves
-/// the keys the new group's points take over, its share of the ring (about
-/// 1/(n+1)). Each seed writes a different random set of keys from a large
-/// key space before the reshard, so the share moved varies from seed to seed
-/// around the theory.
+/// 6. Resharding the store from n to n+1 groups.
+///
+/// `hash % n` moves every key whose remainder changes, n/(n+1) of them; a
+/// consistent-hashing ring moves the keys the new group's points take over,
+/// its share of the ring (about 1/(n+1)). Each seed writes a different random
+/// set of keys from a large key space before the reshard, so the share moved
+/// varies from seed to seed around the theory.
 fn resharding(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
     let n = 3u32;
     let seconds = 3 * scale.length;
