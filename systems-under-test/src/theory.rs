@@ -16,6 +16,8 @@ use faultline_harness::stats::{summarize, Summary};
 use faultline_harness::sweep::{sweep, Seeds};
 use faultline_harness::{InputError, Loaded, RunReport};
 
+use crate::kit::route::{Router as KeyRouter, Sharding};
+
 /// How much simulated time the checks spend.
 #[derive(Clone, Copy, Debug)]
 pub struct Scale {
@@ -51,6 +53,7 @@ pub fn run_all(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
     checks.push(mm1k(scale, jobs)?);
     checks.extend(retries(scale, jobs)?);
     checks.push(replicas(scale, jobs)?);
+    checks.extend(resharding(scale, jobs)?);
     Ok(checks)
 }
 
@@ -289,6 +292,62 @@ fn replicas(scale: Scale, jobs: usize) -> Result<Check, InputError> {
         &reports.iter().map(|r| r.metrics.availability).collect::<Vec<_>>(),
         "%",
     ))
+}
+
+/// 6. Resharding the store from n to n+1 groups.
+///
+/// `hash % n` moves every key whose remainder changes, n/(n+1) of them; a
+/// consistent-hashing ring moves the keys the new group's points take over,
+/// its share of the ring (about 1/(n+1)). Each seed writes a different random
+/// set of keys from a large key space before the reshard, so the share moved
+/// varies from seed to seed around the theory.
+fn resharding(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
+    let n = 3u32;
+    let seconds = 3 * scale.length;
+    let setup = Setup { scale, seconds };
+    let mut checks = Vec::new();
+    for sharding in [Sharding::Modulo, Sharding::Consistent] {
+        let name = match sharding {
+            Sharding::Modulo => "modulo",
+            Sharding::Consistent => "consistent",
+        };
+        let reshard_at = seconds * 2 / 3;
+        let source = format!(
+            "name = \"theory: resharding ({name})\"\nsystem = \"store\"\nduration = \"{seconds}s\"\nheal = \"1s\"\ntick = \"2ms\"\n\
+             [network]\nlatency = \"1ms..2ms\"\n\
+             [knobs]\nshards = {n}\nsharding = \"{name}\"\nreshard_at = \"{reshard_at}s\"\nreplicas = 0\n\
+             read_policy = \"primary\"\nkeys = 1000000\nread_ratio = 0\naudit_every = 0\n\
+             [workload]\nmode = \"closed\"\nclients = 2\nthink = \"1ms..3ms\"\ndeadline = \"1s\"\n\
+             [check]\ninvariants = [\"single-writer-per-term\", \"log-prefix\", \"liveness\"]\nreached = [\"reshard.done\"]\n\
+             [metrics]\nprobe_interval = \"0s\"\n"
+        );
+        let scenario = load(&format!("theory/reshard-{name}.toml"), &source)?;
+        let reports = runs(&scenario, scale, jobs);
+        let moved = |r: &RunReport| *r.system_figures.get("reshard_moved_share").expect("every seed reshards");
+        let keys = reports.iter().map(|r| r.system_figures.get("reshard_keys").copied().unwrap_or(0.0)).sum::<f64>()
+            / reports.len() as f64;
+        let (formula, expected, parameters) = match sharding {
+            Sharding::Modulo => ("moved = n / (n + 1)", f64::from(n) / f64::from(n + 1), format!("n {n}")),
+            Sharding::Consistent => {
+                let share = KeyRouter::new(Sharding::Consistent, n + 1).share(n);
+                let parameters = format!(
+                    "n {n}, 64 virtual nodes per group; the new group's arc share {share:.4} (1/(n+1) = {:.4})",
+                    1.0 / f64::from(n + 1)
+                );
+                ("moved = the new group's share of the ring (about 1 / (n + 1))", share, parameters)
+            }
+        };
+        let parameters = format!("{parameters}; {keys:.0} keys present on average");
+        checks.push(setup.check(
+            &format!("resharding {n} to {}, {name}: keys moved", n + 1),
+            formula,
+            &parameters,
+            expected,
+            &reports.iter().map(moved).collect::<Vec<_>>(),
+            "%",
+        ));
+    }
+    Ok(checks)
 }
 
 fn show(value: f64, unit: &str) -> String {

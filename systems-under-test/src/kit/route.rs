@@ -84,6 +84,31 @@ impl Router {
         }
     }
 
+    /// The share of the hash space that `shard` owns: 1/n with modulo; with
+    /// consistent hashing, the arcs that end at its points (a key belongs to
+    /// the first point at or after its hash). When a shard is added to a
+    /// ring, the keys that move are exactly those the new shard's points take
+    /// over, so the new shard's share is the expected share of keys moved
+    /// (about 1/(n+1), off by the luck of its 64 points).
+    pub fn share(&self, shard: u32) -> f64 {
+        assert!(shard < self.shards, "shard {shard} of {}", self.shards);
+        if self.sharding == Sharding::Modulo {
+            return 1.0 / f64::from(self.shards);
+        }
+        let mut owned: u128 = 0;
+        for (at, (point, owner)) in self.ring.iter().enumerate() {
+            if *owner != shard {
+                continue;
+            }
+            // The arc from the previous point (exclusive) to this one (inclusive).
+            owned += match at.checked_sub(1) {
+                Some(previous) => u128::from(point - self.ring[previous].0),
+                None => u128::from(*point) + (1u128 << 64) - u128::from(self.ring[self.ring.len() - 1].0),
+            };
+        }
+        owned as f64 / (1u128 << 64) as f64
+    }
+
     /// How many of `keys` change shard between this router and `next`.
     pub fn moved(&self, next: &Router, keys: impl IntoIterator<Item = u64>) -> usize {
         keys.into_iter().filter(|key| self.shard(*key) != next.shard(*key)).count()
@@ -98,6 +123,17 @@ mod tests {
     fn fnv_matches_its_reference_values() {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn shares_sum_to_one_and_a_new_shards_share_is_what_moves() {
+        let ring = Router::new(Sharding::Consistent, 4);
+        let total: f64 = (0..4).map(|shard| ring.share(shard)).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        let before = Router::new(Sharding::Consistent, 3);
+        let moved = before.moved(&ring, 0..100_000u64) as f64 / 100_000.0;
+        assert!((moved - ring.share(3)).abs() < 0.01, "moved {moved}, share {}", ring.share(3));
+        assert_eq!(Router::new(Sharding::Modulo, 4).share(1), 0.25);
     }
 
     #[test]
