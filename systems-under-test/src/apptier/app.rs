@@ -2,7 +2,10 @@
 //!
 //! An instance is stateless: it reads and writes a user's session in the
 //! session store, and queries the database for the page. `workers` requests
-//! are served at once, each for a `service_time`; the others wait in line.
+//! are worked on at once, each for a `service_time`; the others wait in
+//! line, and one that waited longer than the lb's `attempt_timeout` is
+//! dropped unworked (the lb has given up on it). An instance the pool or a
+//! restart starts takes `boot_time` before it listens.
 //! Without its database it answers from what it has, marked degraded (a page
 //! without the database's part), so it stays alive but is not ready.
 //!
@@ -25,6 +28,7 @@ use faultline_harness::{ClientContext, EventSink, HostContext, Nanos, Outcome};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::knobs::AppTier;
 use super::protocol::{
@@ -66,7 +70,9 @@ struct Instance {
 
 pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> HostResult {
     let index = app_index(&context.name).ok_or_else(|| format!("{:?} is not an app instance's name", context.name))?;
-    if !config.boot_time.0.is_zero() {
+    // An instance running when the run starts has booted already; one the
+    // pool or a restart starts takes its boot time.
+    if context.incarnation > 0 && !config.boot_time.0.is_zero() {
         tokio::time::sleep(config.boot_time.0).await;
     }
     context.events.emit(TierEvent::AppStart { instance: index, incarnation: context.incarnation });
@@ -93,14 +99,23 @@ pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> Hos
 }
 
 impl Instance {
-    /// A user request: waits for a worker, works for a service time, then
-    /// does what the operation needs.
+    /// A user request: waits for a worker and works for a service time (a
+    /// worker is busy only while it works, not while it waits on the session
+    /// store or the database), then does what the operation needs. A request
+    /// that waited in line longer than the lb waits for an answer is dropped
+    /// unworked: nobody is waiting for it any more.
     async fn serve(&self, client: u32, op: TierOp) -> AppReply {
-        let Ok(_worker) = self.workers.acquire().await else {
-            return AppReply::Error("the instance is shutting down".into());
-        };
-        let pause = draw::duration(&mut self.rng.borrow_mut(), self.config.service_time);
-        tokio::time::sleep(pause).await;
+        let queued = Instant::now();
+        {
+            let Ok(_worker) = self.workers.acquire().await else {
+                return AppReply::Error("the instance is shutting down".into());
+            };
+            if queued.elapsed() > self.config.attempt_timeout.0 {
+                return AppReply::Error("dropped after waiting in line past the lb's timeout".into());
+            }
+            let pause = draw::duration(&mut self.rng.borrow_mut(), self.config.service_time);
+            tokio::time::sleep(pause).await;
+        }
         match op {
             TierOp::Login => self.login(client).await,
             TierOp::Page { session } => match self.session(session).await {

@@ -108,17 +108,15 @@ pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> Hos
         if context.incarnation == 0 { (1..=config.instances).collect() } else { discover(config.pool_size()).await };
     let scaler = Rc::new(Scaler { config, events: context.events, pool: context.pool, current: RefCell::new(current) });
     let mut recommender = Recommender::new(&scaler.config);
-    let mut last: Option<(Nanos, u64)> = None;
+    // A first reading at start, so that the first interval already measures.
+    let mut last = stats().await;
     let start = Instant::now();
     let mut round: u32 = 0;
     loop {
         scaler.tell_lb().await;
         round = round.saturating_add(1);
         tokio::time::sleep_until(start + scaler.config.scale_interval.0 * round).await;
-        let sampled = match ask_within::<_, LbReply>(CONTROL_TIMEOUT, LB, LB_PORT, &LbRequest::Stats).await {
-            Ok(LbReply::Stats { admitted }) => Some((now(), admitted)),
-            _ => None,
-        };
+        let sampled = stats().await;
         if let (Some((then, before)), Some((at, admitted))) = (last, sampled) {
             // A restarted lb counts from zero again: skip that interval.
             if admitted >= before && at > then {
@@ -127,6 +125,14 @@ pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> Hos
             }
         }
         last = sampled;
+    }
+}
+
+/// The lb's count of admitted requests, and when it was read.
+async fn stats() -> Option<(Nanos, u64)> {
+    match ask_within::<_, LbReply>(CONTROL_TIMEOUT, LB, LB_PORT, &LbRequest::Stats).await {
+        Ok(LbReply::Stats { admitted }) => Some((now(), admitted)),
+        _ => None,
     }
 }
 

@@ -89,7 +89,8 @@ pub fn misroutes(config: &AppTier, context: &CheckContext<'_, AppTier>) -> Misro
 
 /// A route in panic is excused while, at some time in the last restoration
 /// or detection bound, fewer than the panic threshold of the members were
-/// up, ready and reachable.
+/// sound (up, ready, and with no fault on their links to the lb or the
+/// database: a slow link can fail checks of an instance that could serve).
 fn panic_excused(config: &AppTier, ground: &Ground, at: Nanos) -> bool {
     if config.panic_threshold <= 0.0 {
         return false;
@@ -99,7 +100,7 @@ fn panic_excused(config: &AppTier, ground: &Ground, at: Nanos) -> bool {
     ground
         .share_edges(from, at)
         .into_iter()
-        .any(|edge| ground.ready_share(edge).is_some_and(|share| share < config.panic_threshold))
+        .any(|edge| ground.sound_share(edge).is_some_and(|share| share < config.panic_threshold))
 }
 
 /// `session-continuity`: a user whose session was used successfully (or
@@ -404,9 +405,10 @@ pub fn check_fail_open(config: &AppTier, context: &CheckContext<'_, AppTier>) ->
     let last = needless.last().expect("not empty").0;
     let alive: Vec<String> = alive.iter().map(|i| format!("app-{i}")).collect();
     let involved: Vec<usize> = needless.iter().map(|n| n.2).filter(|id| *id != usize::MAX).collect();
+    let (who, verb) = if alive.len() == 1 { ("it", "was") } else { ("each", "were") };
     vec![Violation::new(format!(
-        "the lb refused {} requests with 503 (no instance in rotation) between {} and {} while {} was alive and \
-         reachable, able to answer at least degraded",
+        "the lb refused {} requests with 503 (no instance in rotation) between {} and {} while {} {verb} alive and \
+         reachable, and {who} could have answered at least degraded",
         needless.len(),
         format_nanos(*first),
         format_nanos(last),
@@ -433,7 +435,8 @@ pub fn eject_times(config: &AppTier, context: &CheckContext<'_, AppTier>) -> Vec
             HealthCheck::Readiness => ground.failed(instance),
             HealthCheck::Liveness => ground.down[&instance].clone(),
         };
-        for (start, end) in failures.spans() {
+        // A scale-in stops an instance on purpose: no failure to detect.
+        for (start, end) in failures.spans().iter().filter(|(start, _)| !ground.stopped[&instance].contains(*start)) {
             // A failure that began before the lb's last restart counts from the restart.
             let since = (*start).max(ground.lb_reset_before(*start));
             let eject = ejects.get(&instance).into_iter().flatten().find(|at| (since..*end).contains(*at));

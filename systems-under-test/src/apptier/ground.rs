@@ -1,7 +1,8 @@
 //! What was true during a run, from the harness's own record rather than the
 //! system's word: when each instance was down (a crash, or stopped by the
 //! pool), when it could not reach the database (a link fault between it and
-//! `db`, or `db` down), when the lb could not reach it, which instances were
+//! `db`, or `db` down), when the lb could not reach it or any fault was on
+//! its links (its checks may fail then), which instances were
 //! members (started by the pool) and when the lb restarted.
 //!
 //! Pure: intervals of simulated time, from the typed trace and the plan's
@@ -78,6 +79,9 @@ pub struct Ground {
     pub no_db: BTreeMap<u32, Intervals>,
     /// The lb cannot reach it: a link fault between them.
     pub lb_cut: BTreeMap<u32, Intervals>,
+    /// Some fault (a cut, a clog, latency or loss) is on its link to the lb
+    /// or to the database: its health checks may fail, whatever it can serve.
+    pub shaky: BTreeMap<u32, Intervals>,
     /// Stopped by the pool (not a member).
     pub stopped: BTreeMap<u32, Intervals>,
     /// When the lb's memory started afresh.
@@ -97,6 +101,16 @@ fn cuts(fault: &PlannedFault, x: &str, y: &str) -> bool {
 
 fn cut_between(faults: &[PlannedFault], x: &str, y: &str) -> Vec<(Nanos, Nanos)> {
     faults.iter().filter(|f| cuts(f, x, y)).map(|f| (f.start(), f.end())).collect()
+}
+
+/// Any link fault between `x` and `y`, in either direction.
+fn touched_between(faults: &[PlannedFault], x: &str, y: &str) -> Vec<(Nanos, Nanos)> {
+    let has = |side: &[String], host: &str| side.iter().any(|h| h == host);
+    faults
+        .iter()
+        .filter(|f| f.action.sides().is_some_and(|(a, b)| (has(a, x) && has(b, y)) || (has(a, y) && has(b, x))))
+        .map(|f| (f.start(), f.end()))
+        .collect()
 }
 
 /// The intervals `host` was stopped by the pool (crashes aside).
@@ -133,6 +147,9 @@ impl Ground {
             no_db.extend(db_down.iter().copied());
             ground.no_db.insert(instance, Intervals::union(no_db));
             ground.lb_cut.insert(instance, Intervals::union(cut_between(context.faults, &host, LB)));
+            let mut shaky = touched_between(context.faults, &host, LB);
+            shaky.extend(touched_between(context.faults, &host, DB));
+            ground.shaky.insert(instance, Intervals::union(shaky));
             ground.stopped.insert(instance, pool_stopped(context.trace, &host));
         }
         ground.lb_resets = context.resets_of(LB);
@@ -155,18 +172,20 @@ impl Ground {
         self.lb_resets.iter().copied().filter(|r| *r <= at).max().unwrap_or(0)
     }
 
-    /// The share of members at `at` that are up, ready and reachable from the
-    /// lb (`None` without members).
-    pub fn ready_share(&self, at: Nanos) -> Option<f64> {
+    /// The share of members at `at` whose health checks must pass: up, able
+    /// to reach the database, and with no fault at all on their links to the
+    /// lb or the database (`None` without members). Below the panic
+    /// threshold, the lb may rightly be in panic.
+    pub fn sound_share(&self, at: Nanos) -> Option<f64> {
         let members: Vec<u32> = (1..=self.instances).filter(|i| self.member(*i, at)).collect();
         if members.is_empty() {
             return None;
         }
-        let ready = members
+        let sound = members
             .iter()
-            .filter(|i| !self.down[i].contains(at) && !self.no_db[i].contains(at) && !self.lb_cut[i].contains(at))
+            .filter(|i| !self.down[i].contains(at) && !self.no_db[i].contains(at) && !self.shaky[i].contains(at))
             .count();
-        Some(ready as f64 / members.len() as f64)
+        Some(sound as f64 / members.len() as f64)
     }
 
     /// Times at which the ready share may change within `[from, to]`, with both ends.

@@ -17,7 +17,11 @@
 //!
 //! When fewer than `panic_threshold` of the members are in rotation, the lb
 //! routes to every member, ignoring health (Envoy's panic threshold): with
-//! `panic_threshold = 0` it answers 503 when no member is in rotation.
+//! `panic_threshold = 0` it answers 503 when no member is in rotation. A
+//! member that joined and has not passed a check yet is left out of that
+//! count (Envoy's excluded hosts), so that scaling out, whose new instances
+//! are still booting, does not tip the lb into panic; its first passed check
+//! puts it in rotation (Envoy needs one success at a host's startup).
 //!
 //! Everything lives in the lb's memory: a restart starts it afresh (the
 //! configured members, trusted; fresh rate limits).
@@ -58,6 +62,10 @@ struct Instance {
     /// Passive health took it out of rotation until the first check round after this.
     ejected_until: Option<Nanos>,
     in_flight: u32,
+    /// A member that joined and has not passed a check since: left out of
+    /// the panic count, so that scaling out does not tip the lb into panic
+    /// (Envoy's excluded hosts), though still routed to in panic.
+    excluded: bool,
 }
 
 impl Instance {
@@ -90,6 +98,7 @@ pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> Hos
                 unanswered: 0,
                 ejected_until: None,
                 in_flight: 0,
+                excluded: false,
             }
         })
         .collect();
@@ -185,10 +194,11 @@ impl Lb {
         let members: Vec<u32> = (1..).zip(instances.iter()).filter(|(_, i)| i.member).map(|(n, _)| n).collect();
         let in_rotation: Vec<u32> =
             members.iter().copied().filter(|n| instances[(*n - 1) as usize].in_rotation()).collect();
+        let counted = members.iter().filter(|n| !instances[(**n - 1) as usize].excluded).count();
         let panic = self.config.panic_threshold > 0.0
-            && !members.is_empty()
-            && (in_rotation.len() as f64) < self.config.panic_threshold * members.len() as f64;
-        self.note_panic(panic, in_rotation.len(), members.len());
+            && counted > 0
+            && (in_rotation.len() as f64) < self.config.panic_threshold * counted as f64;
+        self.note_panic(panic, in_rotation.len(), counted);
         let pool = if panic { members } else { in_rotation };
         let candidates: Vec<u32> = pool.into_iter().filter(|n| !tried.contains(n)).collect();
         if candidates.is_empty() {
@@ -232,6 +242,9 @@ impl Lb {
         let mut changed = false;
         for (index, instance) in (1..).zip(instances.iter_mut()) {
             let member = members.contains(&index);
+            if member && !instance.member {
+                instance.excluded = !instance.in_rotation();
+            }
             changed |= member != instance.member;
             instance.member = member;
         }
@@ -249,7 +262,10 @@ impl Lb {
         if passed {
             state.failures = 0;
             state.passes = state.passes.saturating_add(1);
-            state.healthy |= state.passes >= self.config.healthy_after;
+            // A member that just joined needs one passed check, not
+            // healthy_after (as Envoy marks a host healthy at startup).
+            state.healthy |= state.excluded || state.passes >= self.config.healthy_after;
+            state.excluded = false;
         } else {
             state.passes = 0;
             state.failures = state.failures.saturating_add(1);
