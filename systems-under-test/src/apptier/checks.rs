@@ -41,6 +41,14 @@ pub struct Misroutes {
     pub routes: u64,
 }
 
+/// The late routes to one failed instance in one failure.
+struct Episode {
+    first: Nanos,
+    client: u32,
+    count: u64,
+    ops: Vec<usize>,
+}
+
 /// `no-routing-to-dead`: no route to an instance that is down or cannot reach
 /// the database, later than `detection_bound` after it failed (or after the
 /// lb restarted, if later); routes the lb made in panic are excused while
@@ -51,8 +59,8 @@ pub fn misroutes(config: &AppTier, context: &CheckContext<'_, AppTier>) -> Misro
     let failed: BTreeMap<u32, Intervals> = (1..=ground.instances).map(|i| (i, ground.failed(i))).collect();
     let ops = op_ids(context.history);
     let mut result = Misroutes::default();
-    // One violation per failure episode: (instance, its start) -> (first route, count, ops).
-    let mut episodes: BTreeMap<(u32, Nanos), (Nanos, u32, u64, Vec<usize>)> = BTreeMap::new();
+    // One violation per failure episode: (instance, its start) -> its late routes.
+    let mut episodes: BTreeMap<(u32, Nanos), Episode> = BTreeMap::new();
     for (at, source, event) in context.events() {
         let TierEvent::Route { instance, client, seq, panic, .. } = event else { continue };
         if source != LB {
@@ -65,11 +73,16 @@ pub fn misroutes(config: &AppTier, context: &CheckContext<'_, AppTier>) -> Misro
             continue;
         }
         result.late += 1;
-        let entry = episodes.entry((*instance, start)).or_insert((at, *client, 0, Vec::new()));
-        entry.2 += 1;
-        entry.3.extend(ops.get(&(*client, *seq)));
+        let entry = episodes.entry((*instance, start)).or_insert(Episode {
+            first: at,
+            client: *client,
+            count: 0,
+            ops: Vec::new(),
+        });
+        entry.count += 1;
+        entry.ops.extend(ops.get(&(*client, *seq)));
     }
-    for ((instance, start), (first, client, count, involved)) in episodes {
+    for ((instance, start), Episode { first, client, count, ops: involved }) in episodes {
         let how = if ground.down[&instance].contains(first) { "down" } else { "cut off from the database" };
         result.violations.push(
             Violation::new(format!(
@@ -222,11 +235,23 @@ pub fn window_breaches(decisions: &[(Nanos, bool)], window: Nanos, limit: u32) -
     breaches
 }
 
-/// Each client's limiter decisions, (time, admitted, seq), split where the
-/// lb restarted (its limiters live in its memory).
-pub fn decisions(context: &CheckContext<'_, AppTier>) -> BTreeMap<(u32, usize), Vec<(Nanos, bool, u64)>> {
+/// One decision of the lb's rate limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub at: Nanos,
+    pub admitted: bool,
+    /// The request's sequence number within its client.
+    pub seq: u64,
+}
+
+/// Each client's limiter decisions in time order, by (client, the lb's
+/// incarnation): they are split where the lb restarted, as its limiters
+/// live in its memory.
+pub type Decisions = BTreeMap<(u32, usize), Vec<Decision>>;
+
+pub fn decisions(context: &CheckContext<'_, AppTier>) -> Decisions {
     let resets = context.resets_of(LB);
-    let mut by_client: BTreeMap<(u32, usize), Vec<(Nanos, bool, u64)>> = BTreeMap::new();
+    let mut by_client = Decisions::new();
     for (at, source, event) in context.events() {
         let (client, seq, admitted) = match event {
             TierEvent::Admit { client, seq } => (*client, *seq, true),
@@ -235,15 +260,15 @@ pub fn decisions(context: &CheckContext<'_, AppTier>) -> BTreeMap<(u32, usize), 
         };
         if source == LB {
             let epoch = resets.iter().filter(|r| **r <= at).count();
-            by_client.entry((client, epoch)).or_default().push((at, admitted, seq));
+            by_client.entry((client, epoch)).or_default().push(Decision { at, admitted, seq });
         }
     }
     by_client
 }
 
 /// One client's breaches under the configured limiter (none without one).
-pub fn breaches(config: &AppTier, decisions: &[(Nanos, bool, u64)]) -> Breaches {
-    let plain: Vec<(Nanos, bool)> = decisions.iter().map(|(at, admitted, _)| (*at, *admitted)).collect();
+pub fn breaches(config: &AppTier, decisions: &[Decision]) -> Breaches {
+    let plain: Vec<(Nanos, bool)> = decisions.iter().map(|d| (d.at, d.admitted)).collect();
     match config.limiter {
         Limiter::None => Breaches::default(),
         Limiter::TokenBucket => bucket_breaches(&plain, config.limit / SECOND as f64, f64::from(config.burst)),
@@ -269,20 +294,20 @@ pub fn check_rate_limit(config: &AppTier, context: &CheckContext<'_, AppTier>) -
     for ((client, _), decided) in decisions(context) {
         let found = breaches(config, &decided);
         let named = |indexes: &[usize]| -> Vec<usize> {
-            indexes.iter().filter_map(|i| ops.get(&(client, decided[*i].2)).copied()).collect()
+            indexes.iter().filter_map(|i| ops.get(&(client, decided[*i].seq)).copied()).collect()
         };
         if let Some(first) = found.over.first() {
-            let admitted = decided.iter().filter(|d| d.1).count();
+            let admitted = decided.iter().filter(|d| d.admitted).count();
             violations.push(
                 Violation::new(format!(
                     "client {client} got {} of its {admitted} admitted requests through beyond its limit of {contract} \
                      (the first at {}; at most {} where the limit allows {})",
                     found.over.len(),
-                    format_nanos(decided[*first].0),
+                    format_nanos(decided[*first].at),
                     found.peak,
                     limit_peak(config)
                 ))
-                .at(decided[*first].0)
+                .at(decided[*first].at)
                 .ops(named(&found.over)),
             );
         }
@@ -292,9 +317,9 @@ pub fn check_rate_limit(config: &AppTier, context: &CheckContext<'_, AppTier>) -
                     "the lb refused {} of client {client}'s requests with a 429 although they were within its limit \
                      of {contract} (the first at {})",
                     found.refused_within.len(),
-                    format_nanos(decided[*first].0)
+                    format_nanos(decided[*first].at)
                 ))
-                .at(decided[*first].0)
+                .at(decided[*first].at)
                 .ops(named(&found.refused_within)),
             );
         }
@@ -377,8 +402,9 @@ pub fn check_scaling_bounds(config: &AppTier, context: &CheckContext<'_, AppTier
 }
 
 /// `fail-open`: the lb answers 503 (no instance in rotation) only when no
-/// member instance had been up and reachable from it for the restoration
-/// bound: an instance that is alive can at least answer degraded.
+/// member instance had been up, listening (booted) and reachable from it
+/// for the restoration bound: an instance that is alive can at least answer
+/// degraded.
 pub fn check_fail_open(config: &AppTier, context: &CheckContext<'_, AppTier>) -> Vec<Violation> {
     let ground = Ground::of(config, context);
     let lag = nanos(config.restoration_bound());
@@ -392,9 +418,9 @@ pub fn check_fail_open(config: &AppTier, context: &CheckContext<'_, AppTier>) ->
         let from = at.saturating_sub(lag).max(ground.lb_reset_before(at));
         let alive: Vec<u32> = (1..=ground.instances)
             .filter(|i| {
-                !ground.stopped[i].meets(from, at)
-                    && !ground.down[i].meets(from, at)
-                    && !ground.lb_cut[i].meets(from, at)
+                [&ground.stopped[i], &ground.down[i], &ground.booting[i], &ground.lb_cut[i]]
+                    .iter()
+                    .all(|intervals| !intervals.meets(from, at))
             })
             .collect();
         if !alive.is_empty() {
@@ -437,10 +463,9 @@ pub fn eject_times(config: &AppTier, context: &CheckContext<'_, AppTier>) -> Vec
         };
         // A scale-in stops an instance on purpose: no failure to detect.
         for (start, end) in failures.spans().iter().filter(|(start, _)| !ground.stopped[&instance].contains(*start)) {
-            // A failure that began before the lb's last restart counts from the restart.
-            let since = (*start).max(ground.lb_reset_before(*start));
-            let eject = ejects.get(&instance).into_iter().flatten().find(|at| (since..*end).contains(*at));
-            times.extend(eject.map(|at| at - since));
+            let eject = ejects.get(&instance).into_iter().flatten().find(|at| (*start..*end).contains(*at));
+            // A failure older than the lb's last restart counts from the restart.
+            times.extend(eject.map(|at| at - (*start).max(ground.lb_reset_before(*at))));
         }
     }
     times
@@ -468,11 +493,11 @@ pub fn limit_figures(config: &AppTier, context: &CheckContext<'_, AppTier>) -> V
     let allowed = config.limit * window as f64 / SECOND as f64;
     let (mut peak, mut over, mut admitted, mut burst) = (0.0f64, 0usize, 0usize, 0.0f64);
     for decided in decisions(context).values() {
-        let plain: Vec<(Nanos, bool)> = decided.iter().map(|(at, a, _)| (*at, *a)).collect();
+        let plain: Vec<(Nanos, bool)> = decided.iter().map(|d| (d.at, d.admitted)).collect();
         peak = peak.max(window_breaches(&plain, window, u32::MAX).peak);
         let found = breaches(config, decided);
         over += found.over.len();
-        admitted += decided.iter().filter(|d| d.1).count();
+        admitted += decided.iter().filter(|d| d.admitted).count();
         burst = burst.max(found.peak);
     }
     let mut figures =
@@ -535,3 +560,6 @@ fn scale_out(
     let last = in_rotation.into_iter().max()?;
     Some((last - step) as f64 / SECOND as f64)
 }
+
+#[cfg(test)]
+mod tests;

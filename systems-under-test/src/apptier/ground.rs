@@ -16,7 +16,7 @@ use faultline_harness::system::CheckContext;
 use faultline_harness::Nanos;
 
 use super::knobs::AppTier;
-use super::protocol::{app_host, DB, LB};
+use super::protocol::{app_host, TierEvent, DB, LB};
 
 /// Sorted, disjoint half-open intervals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,6 +84,9 @@ pub struct Ground {
     pub shaky: BTreeMap<u32, Intervals>,
     /// Stopped by the pool (not a member).
     pub stopped: BTreeMap<u32, Intervals>,
+    /// Started (by a restart or the pool) but not yet listening: from the
+    /// start to the instance's own `app.start` report.
+    pub booting: BTreeMap<u32, Intervals>,
     /// When the lb's memory started afresh.
     pub lb_resets: Vec<Nanos>,
 }
@@ -111,6 +114,24 @@ fn touched_between(faults: &[PlannedFault], x: &str, y: &str) -> Vec<(Nanos, Nan
         .filter(|f| f.action.sides().is_some_and(|(a, b)| (has(a, x) && has(b, y)) || (has(a, y) && has(b, x))))
         .map(|f| (f.start(), f.end()))
         .collect()
+}
+
+/// The intervals from each start of `host` (a restart or a pool start) to
+/// its next `app.start` report (or the end of the run).
+fn booting(context: &CheckContext<'_, AppTier>, host: &str) -> Intervals {
+    let starts = context.trace.iter().filter_map(|entry| match &entry.event {
+        Happening::HostRestart { host: h } | Happening::PoolStart { host: h } if h == host => Some(entry.at),
+        _ => None,
+    });
+    let listening: Vec<Nanos> = context
+        .events()
+        .filter(|(_, source, event)| *source == host && matches!(event, TierEvent::AppStart { .. }))
+        .map(|(at, _, _)| at)
+        .collect();
+    Intervals::union(starts.map(|start| {
+        let until = listening.iter().copied().find(|at| *at >= start).unwrap_or(Nanos::MAX);
+        (start, until)
+    }))
 }
 
 /// The intervals `host` was stopped by the pool (crashes aside).
@@ -151,6 +172,7 @@ impl Ground {
             shaky.extend(touched_between(context.faults, &host, DB));
             ground.shaky.insert(instance, Intervals::union(shaky));
             ground.stopped.insert(instance, pool_stopped(context.trace, &host));
+            ground.booting.insert(instance, booting(context, &host));
         }
         ground.lb_resets = context.resets_of(LB);
         ground
