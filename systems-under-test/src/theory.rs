@@ -329,7 +329,7 @@ fn mean_over(low: f64, width: f64, f: impl Fn(f64) -> f64) -> f64 {
 }
 
 impl Balancer {
-    /// The ejection delay D is uniform over [d0, d0 + interval): the first
+    /// The ejection delay D is uniform over `[d0, d0 + interval)`: the first
     /// failing check is sent uniformly within an interval of the crash (or
     /// was in flight, up to a round trip before it), the last of
     /// `unhealthy` fails `timeout` after it is sent.
@@ -337,18 +337,18 @@ impl Balancer {
         f64::from(self.unhealthy - 1) * self.interval + self.timeout - self.round_trip
     }
 
-    /// The restoration delay R is uniform over [r0, r0 + interval): the first
+    /// The restoration delay R is uniform over `[r0, r0 + interval)`: the first
     /// check after the restart, `healthy - 1` more, each answered after a round trip.
     fn restoration_low(&self) -> f64 {
         f64::from(self.healthy - 1) * self.interval + self.round_trip
     }
 
-    /// E[D] = (unhealthy - 1/2) x interval + timeout - round trip.
+    /// `E[D] = (unhealthy - 1/2) x interval + timeout - round trip`.
     pub fn ejection_mean(&self) -> f64 {
         self.ejection_low() + self.interval / 2.0
     }
 
-    /// E[D | the instance stayed down longer than D]: only those are ejected.
+    /// `E[D | the instance stayed down longer than D]`: only those are ejected.
     pub fn ejection_mean_when_ejected(&self) -> f64 {
         let survive = |d: f64| libm::exp(-d / self.mttr);
         let low = self.ejection_low();
