@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use faultline_harness::drive::{run_seed_saved, RunOptions};
+use faultline_harness::drive::{run_seed_saved, Isolation, RunOptions};
 use faultline_harness::judge::{RunReport, SeedOutcome};
 use faultline_harness::registry::{self, Keep, Loaded};
 use faultline_harness::sweep::{self, Seeds, Verdict};
@@ -39,6 +39,27 @@ enum Format {
     Json,
 }
 
+/// `--isolate` and its memory limit, for the verbs that run seeds.
+#[derive(clap::Args, Clone, Copy)]
+struct IsolateArgs {
+    /// Run each seed in a child process of its own, with a memory limit: a
+    /// run that allocates without bound, blocks or spins is ended with its
+    /// process (docs/failures.md).
+    #[arg(long)]
+    isolate: bool,
+    /// Address-space limit of each isolated seed's process, in MiB [default: 4096].
+    #[arg(long, value_name = "MIB", requires = "isolate", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    memory_limit: Option<u64>,
+}
+
+impl IsolateArgs {
+    fn isolation(self) -> Option<Isolation> {
+        self.isolate.then(|| Isolation {
+            memory_limit_mib: self.memory_limit.unwrap_or(faultline_harness::drive::isolate::MEMORY_LIMIT_MIB_DEFAULT),
+        })
+    }
+}
+
 /// A seed as a flag takes it: a whole number from 0 to 2^64-1.
 fn parse_seed(text: &str) -> Result<u64, String> {
     text.trim().parse().map_err(|_| {
@@ -48,6 +69,24 @@ fn parse_seed(text: &str) -> Result<u64, String> {
             format!("{text:?} is not a seed: a whole number from 0 to 18446744073709551615")
         }
     })
+}
+
+/// A sequential model for `lincheck`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LinModel {
+    /// One register: read, write and compare-and-set.
+    Register,
+    /// A register per key: read, write and compare-and-set of keys.
+    Kv,
+}
+
+impl LinModel {
+    fn name(self) -> &'static str {
+        match self {
+            LinModel::Register => "register",
+            LinModel::Kv => "kv",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -70,6 +109,8 @@ enum Command {
         /// Wall-clock limit of the run in seconds (a busy loop in host code is reported, not waited for).
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        #[command(flatten)]
+        isolation: IsolateArgs,
     },
     /// Run a seed again, optionally with its event trace, or save its recording.
     #[command(after_help = EXIT_CODES)]
@@ -95,6 +136,8 @@ enum Command {
         /// Wall-clock limit of the run in seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        #[command(flatten)]
+        isolation: IsolateArgs,
     },
     /// Judge a saved recording (`replay --save`) again: checkers, figures,
     /// SLOs and verdict, without simulating.
@@ -135,6 +178,8 @@ enum Command {
         /// Wall-clock limit of each run in seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        #[command(flatten)]
+        isolation: IsolateArgs,
         /// Append every failing seed to a `.regressions` file beside its
         /// scenario; `cargo test` replays those seeds first.
         #[arg(long)]
@@ -181,9 +226,9 @@ enum Command {
     Lincheck {
         /// The history file.
         history: PathBuf,
-        /// The sequential model: register (read, write, cas) or kv (a register per key).
-        #[arg(long, value_parser = ["register", "kv"])]
-        model: String,
+        /// The sequential model the history is checked against.
+        #[arg(long, value_enum)]
+        model: LinModel,
         /// Threads checking partitions (keys) at once.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
         threads: u64,
@@ -238,6 +283,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // A child process serving one isolated seed (`--isolate`) does only that.
+    faultline_harness::drive::isolate::serve(registry);
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     if let Some(name) = args.first().and_then(|a| Path::new(a).file_stem()).and_then(|s| s.to_str()) {
         // A crate's own binary (faultline-kv) replays with its own name.
@@ -256,15 +303,41 @@ where
     match execute(cli.command, registry) {
         Ok(code) => code,
         Err(Failure::Input(errors)) => {
-            for error in errors {
-                eprintln!("error: {error}");
-            }
+            print_errors(&errors);
             ExitCode::from(2)
         }
         Err(Failure::Other(error)) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Most errors printed at once: a folder of thousands of files that are not
+/// scenarios gets the first few and a count, not a flood.
+const ERRORS_SHOWN: usize = 20;
+
+fn print_errors(errors: &[InputError]) {
+    for error in errors.iter().take(ERRORS_SHOWN) {
+        eprintln!("error: {error}");
+    }
+    if errors.len() > ERRORS_SHOWN {
+        let files: std::collections::BTreeSet<&str> = errors.iter().map(|e| e.file.as_str()).collect();
+        eprintln!(
+            "error: ... and {} ({} in {} in all); is this the right folder?",
+            noun(errors.len() - ERRORS_SHOWN, "more error", "more errors"),
+            noun(errors.len(), "error", "errors"),
+            noun(files.len(), "file", "files")
+        );
+    }
+}
+
+/// "1 file", "3 files".
+pub(crate) fn noun(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
     }
 }
 
@@ -305,12 +378,13 @@ fn jobs_or_cores(jobs: Option<u64>) -> usize {
 
 fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
     match command {
-        Command::Run { scenario, seed, format, check_determinism, wall_limit } => {
+        Command::Run { scenario, seed, format, check_determinism, wall_limit, isolation } => {
             let loaded = load_one(&scenario, registry)?;
             let seed = seed.or(loaded.scenario.seed).unwrap_or(1);
             let options = RunOptions {
                 wall_limit: Some(Duration::from_secs(wall_limit)),
                 check_determinism,
+                isolate: isolation.isolation(),
                 ..RunOptions::default()
             };
             if format == Format::Text {
@@ -320,8 +394,9 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             print_run(&loaded, &ran.report, format);
             Ok(seed_code(&ran.report.outcome))
         }
-        Command::Replay { scenario, seed, trace, trace_out, save, format, wall_limit } => {
-            replay(&scenario, seed, Outputs { trace, trace_out, save }, format, wall_limit, registry)
+        Command::Replay { scenario, seed, trace, trace_out, save, format, wall_limit, isolation } => {
+            let limits = Limits { wall_limit, isolation: isolation.isolation() };
+            replay(&scenario, seed, Outputs { trace, trace_out, save }, format, limits, registry)
         }
         Command::Analyze { recording, trace, format } => analyze(&recording, trace, format, registry),
         Command::Sweep {
@@ -332,6 +407,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             check_determinism,
             format,
             wall_limit,
+            isolation,
             record_regressions,
         } => {
             let seeds = match (seeds, seed_range) {
@@ -342,6 +418,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             let options = RunOptions {
                 wall_limit: Some(Duration::from_secs(wall_limit)),
                 check_determinism,
+                isolate: isolation.isolation(),
                 ..RunOptions::default()
             };
             run_sweep(&paths, &seeds, jobs_or_cores(jobs), options, format, record_regressions, registry)
@@ -359,7 +436,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
                 wall_max: Duration::from_secs(wall_limit),
                 ..CheckOptions::default()
             };
-            let report = file::check_file(&history, &model, &options)?;
+            let report = file::check_file(&history, model.name(), &options)?;
             print!("{}", report.render());
             Ok(match report.verdict {
                 file::ReportVerdict::Linearizable => ExitCode::SUCCESS,
@@ -384,12 +461,12 @@ fn check_files(paths: &[PathBuf], registry: &Registry) -> Result<ExitCode, Failu
     for item in &loaded {
         let s = &item.scenario;
         println!(
-            "ok  {}  ({}: {}, {} explicit faults, {} chaos generators)",
+            "ok  {}  ({}: {}, {}, {})",
             s.file,
             s.system_name,
             sweep::seeds_noun(s.seed.map_or(s.seeds as usize, |_| 1)),
-            s.faults.len(),
-            s.chaos.generators.len()
+            noun(s.faults.len(), "explicit fault", "explicit faults"),
+            noun(s.chaos.generators.len(), "chaos generator", "chaos generators")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -420,6 +497,12 @@ fn print_run(loaded: &Loaded, report: &RunReport, format: Format) {
     }
 }
 
+/// How long a replayed run may take, and whether it runs in a child process.
+struct Limits {
+    wall_limit: u64,
+    isolation: Option<Isolation>,
+}
+
 /// Where `replay` writes besides standard output.
 struct Outputs {
     trace: bool,
@@ -444,7 +527,7 @@ fn replay(
     seed: Option<u64>,
     outputs: Outputs,
     format: Format,
-    wall_limit: u64,
+    limits: Limits,
     registry: &Registry,
 ) -> Result<ExitCode, Failure> {
     let loaded = load_one(path, registry)?;
@@ -462,8 +545,9 @@ fn replay(
     let options = RunOptions {
         keep_records: outputs.trace || outputs.trace_out.is_some(),
         save: outputs.save.is_some(),
-        wall_limit: Some(Duration::from_secs(wall_limit)),
+        wall_limit: Some(Duration::from_secs(limits.wall_limit)),
         check_determinism: false,
+        isolate: limits.isolation,
     };
     if format == Format::Text {
         report::print_header("replay", &loaded.scenario, &Plan::expand(&loaded.scenario, seed));
@@ -590,8 +674,9 @@ fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Arc<Loaded>>, 
     for path in paths {
         if path.is_dir() {
             let before = files.len();
-            if let Err(error) = collect_toml(path, &mut files) {
-                errors.push(InputError::new(path.display().to_string(), format!("cannot read this folder: {error}")));
+            let mut walk = Walk { files: &mut files, entries: 0, folders: Vec::new() };
+            if let Err(error) = walk.folder(path) {
+                errors.push(error);
             } else if files.len() == before {
                 errors.push(InputError::new(path.display().to_string(), "no scenario files (*.toml) in this folder"));
             }
@@ -618,17 +703,64 @@ fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Arc<Loaded>>, 
     }
 }
 
-fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect_toml(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
+/// Most files and folders a folder argument may hold (all levels): a folder
+/// of scenarios holds dozens; a mistaken path (a home folder, `target/`)
+/// holds far more, and is refused before it is read.
+const WALK_ENTRIES_MAX: usize = 100_000;
+
+/// Deepest folder nesting searched for scenario files.
+const WALK_DEPTH_MAX: usize = 32;
+
+/// A search of folders for `*.toml` files: bounded in entries and depth,
+/// and refusing a symbolic link that leads back into a folder being searched.
+struct Walk<'a> {
+    files: &'a mut Vec<PathBuf>,
+    entries: usize,
+    /// The folders being searched, outermost first, as canonical paths.
+    folders: Vec<PathBuf>,
+}
+
+impl Walk<'_> {
+    fn folder(&mut self, dir: &Path) -> Result<(), InputError> {
+        let name = dir.display().to_string();
+        let canonical = std::fs::canonicalize(dir).map_err(|e| {
+            InputError::new(&name, format!("cannot read this folder: {e}"))
+                .with_help("a symbolic link in the path may loop or lead nowhere")
+        })?;
+        if let Some(outer) = self.folders.iter().find(|f| **f == canonical) {
+            return Err(InputError::new(
+                &name,
+                format!("leads back to {} (a loop of symbolic links)", outer.display()),
+            )
+            .with_help("remove the link, or name the folders to search one by one"));
         }
+        if self.folders.len() >= WALK_DEPTH_MAX {
+            return Err(InputError::new(&name, format!("is nested more than {WALK_DEPTH_MAX} folders deep"))
+                .with_help("name a folder nearer the scenario files"));
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .and_then(|listing| listing.map(|e| e.map(|e| e.path())).collect())
+            .map_err(|e| InputError::new(&name, format!("cannot read this folder: {e}")))?;
+        self.entries += entries.len();
+        if self.entries > WALK_ENTRIES_MAX {
+            return Err(InputError::new(
+                &name,
+                format!("holds more than {WALK_ENTRIES_MAX} files and folders: this is not a folder of scenarios"),
+            )
+            .with_help("name the folder of scenario files (such as scenarios/) or the files themselves"));
+        }
+        entries.sort();
+        self.folders.push(canonical);
+        for path in entries {
+            if path.is_dir() {
+                self.folder(&path)?;
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                self.files.push(path);
+            }
+        }
+        self.folders.pop();
+        Ok(())
     }
-    Ok(())
 }
 
 /// What `faultline shrink` was asked to do.
@@ -722,9 +854,64 @@ fn record(results: &[sweep::ScenarioResult]) -> Result<(), Failure> {
         let added =
             regressions::record(Path::new(&result.file), &records).map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
         eprintln!(
-            "recorded {added} new failing seed(s) in {}",
+            "recorded {} in {}",
+            noun(added, "new failing seed", "new failing seeds"),
             regressions::path_for(Path::new(&result.file)).display()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and every argument `--help` shows has a description
+    /// (clap's own --help and --version excepted, which clap describes).
+    #[test]
+    fn every_help_argument_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>, seen: &mut usize) {
+            if command.get_about().is_none() && path != "faultline" {
+                missing.push(format!("{path}: the command has no description"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                *seen += 1;
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}: no description"));
+                }
+                // A flag's true/false are not values a person types.
+                let values = if arg.get_action().takes_values() { arg.get_possible_values() } else { Vec::new() };
+                for value in values {
+                    if value.get_help().is_none() && !value.is_hide_set() {
+                        missing.push(format!("{path} {id} {}: the value has no description", value.get_name()));
+                    }
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing, seen);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let (mut missing, mut seen) = (Vec::new(), 0);
+        walk(&command, "faultline", &mut missing, &mut seen);
+        assert!(seen >= 30, "only {seen} arguments found");
+        assert!(missing.is_empty(), "arguments without a description in --help:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn seeds_are_whole_numbers_never_negative() {
+        assert_eq!(super::parse_seed("7"), Ok(7));
+        assert_eq!(super::parse_seed("18446744073709551615"), Ok(u64::MAX));
+        assert!(super::parse_seed("-1").unwrap_err().contains("never negative"));
+        assert!(super::parse_seed("seven").unwrap_err().contains("a whole number"));
+        assert_eq!(super::parse_seed_range("3..5"), Ok(3..5));
+        assert!(super::parse_seed_range("5..5").unwrap_err().contains("empty"));
+    }
 }

@@ -15,6 +15,8 @@ use faultline_harness::sweep::{seeds_noun, ScenarioResult, Verdict};
 use faultline_harness::system::LIVENESS;
 use faultline_harness::{InputError, Loaded, Registry};
 
+use crate::cli::noun;
+
 /// Everything that decides the run, printed before it starts.
 pub fn print_header(command: &str, scenario: &Scenario, plan: &Plan) {
     println!("faultline {command} {} --seed {}", scenario.file, plan.seed);
@@ -31,13 +33,16 @@ pub fn print_header(command: &str, scenario: &Scenario, plan: &Plan) {
         println!("            {line}");
     }
     if plan.faults.len() > 40 {
-        println!("            ... {} more (replay --trace shows them all)", plan.faults.len() - 40);
+        println!(
+            "            ... and {} (replay --trace shows them all)",
+            noun(plan.faults.len() - 40, "more fault", "more faults")
+        );
     }
     println!();
 }
 
 pub fn print_timeline(report: &RunReport) {
-    println!("trace ({} events)", report.timeline.len());
+    println!("trace ({})", noun(report.timeline.len(), "event", "events"));
     for event in &report.timeline {
         println!("  {event}");
     }
@@ -112,7 +117,11 @@ fn print_outages(report: &RunReport) {
             .take(8)
             .map(|o| format!("{:.3}s..{:.3}s", o.start_ms / 1000.0, o.end_ms / 1000.0))
             .collect();
-        let more = if m.outages.len() > 8 { format!(" (and {} more)", m.outages.len() - 8) } else { String::new() };
+        let more = if m.outages.len() > 8 {
+            format!(" (and {})", noun(m.outages.len() - 8, "more outage", "more outages"))
+        } else {
+            String::new()
+        };
         let mtbf = m.mtbf_ms.map_or("-".to_string(), |v| format!("{:.3}s", v / 1000.0));
         println!(
             "  outages       {} {}{more}   MTTR {:.3}s   MTBF {mtbf}   nines {nines}",
@@ -158,7 +167,7 @@ fn print_verdict(scenario: &Scenario, report: &RunReport) {
             }
         }
         SeedOutcome::Failed { reasons } => {
-            println!("verdict: FAILED");
+            println!("verdict: FAILED ({})", classes(report));
             for reason in reasons {
                 println!("  - {reason}");
             }
@@ -173,6 +182,17 @@ fn print_verdict(scenario: &Scenario, report: &RunReport) {
     }
 }
 
+/// A failed seed's failure classes, "busy-loop" or "violation, slo"
+/// (docs/failures.md says what each means).
+fn classes(report: &RunReport) -> String {
+    let names: Vec<&str> = report.classes.iter().map(|c| c.name()).collect();
+    if names.is_empty() {
+        "failed".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn print_violations(report: &RunReport) {
     for violation in report.violations.iter().take(10) {
         println!("    {violation}");
@@ -180,7 +200,10 @@ fn print_violations(report: &RunReport) {
     let total: usize = report.violation_counts.values().sum();
     let shown = report.violations.len().min(10);
     if total > shown {
-        println!("    ... and {} more (replay --trace shows the whole run)", total - shown);
+        println!(
+            "    ... and {} (replay --trace shows the whole run)",
+            noun(total - shown, "more violation", "more violations")
+        );
     }
 }
 
@@ -207,18 +230,24 @@ pub fn print_sweep(results: &[ScenarioResult], elapsed: Duration, jobs: usize, t
     let unjudged = results.iter().filter(|r| r.verdict == Verdict::Unjudged).count();
     let unjudged = if unjudged > 0 { format!(", {unjudged} could not be judged") } else { String::new() };
     println!(
-        "\n{passed} of {} scenarios passed{unjudged}; {runs} runs in {:.1}s on {jobs} threads",
-        results.len(),
-        elapsed.as_secs_f64()
+        "\n{passed} of {} passed{unjudged}; {} in {:.1}s on {}",
+        noun(results.len(), "scenario", "scenarios"),
+        noun(runs, "run", "runs"),
+        elapsed.as_secs_f64(),
+        noun(jobs, "thread", "threads")
     );
     if twice {
         let differing = results.iter().flat_map(|r| &r.reports).filter(|r| is_nondeterministic(r)).count();
-        println!("determinism: every seed ran twice; {} of {runs} pairs matched record for record", runs - differing);
+        println!(
+            "determinism: every seed ran twice; {} of {} matched record for record",
+            runs - differing,
+            noun(runs, "pair", "pairs")
+        );
     }
 }
 
 fn is_nondeterministic(report: &RunReport) -> bool {
-    matches!(&report.outcome, SeedOutcome::Failed { reasons } if reasons.iter().any(|r| r.starts_with("nondeterministic")))
+    report.classes.contains(&faultline_harness::recording::FailureClass::Nondeterministic)
 }
 
 fn print_sweep_table(results: &[ScenarioResult]) {
@@ -309,8 +338,14 @@ fn print_failures(results: &[ScenarioResult]) {
         }
         let troubled: Vec<&RunReport> = result.failed_seeds().chain(result.unjudged_seeds()).collect();
         for report in troubled.iter().take(SEEDS_SHOWN) {
-            if let SeedOutcome::Failed { reasons } | SeedOutcome::Unjudged { reasons } = &report.outcome {
-                println!("    seed {}: {}", report.seed, reasons.join("; "));
+            match &report.outcome {
+                SeedOutcome::Failed { reasons } => {
+                    println!("    seed {} ({}): {}", report.seed, classes(report), reasons.join("; "));
+                }
+                SeedOutcome::Unjudged { reasons } => {
+                    println!("    seed {} (could not judge): {}", report.seed, reasons.join("; "));
+                }
+                _ => {}
             }
             let failing = report.failing_invariants();
             for violation in report.violations.iter().filter(|v| failing.contains(&v.invariant.as_str())).take(2) {
@@ -319,7 +354,7 @@ fn print_failures(results: &[ScenarioResult]) {
             println!("      reproduce: {}", report.replay_command());
         }
         if troubled.len() > SEEDS_SHOWN {
-            println!("    ... and {} more", seeds_noun(troubled.len() - SEEDS_SHOWN));
+            println!("    ... and {}", noun(troubled.len() - SEEDS_SHOWN, "more seed", "more seeds"));
         }
     }
     let v = Versions::current();
@@ -453,8 +488,8 @@ pub fn print_shrunk(result: &ShrinkResult, scenario: &Scenario, seed: u64, out: 
     println!("  from  {}", result.original);
     println!("  to    {}", result.shrunk.size());
     println!(
-        "  in    {} runs, {:.1}s{}",
-        result.runs,
+        "  in    {}, {:.1}s{}",
+        noun(result.runs, "run", "runs"),
         result.elapsed.as_secs_f64(),
         result.stopped.as_ref().map_or(String::new(), |s| format!(" ({s})"))
     );

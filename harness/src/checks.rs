@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::history::{format_nanos, Nanos, SystemEvent, Violation};
 use crate::linearizability::{self, check::CheckOptions, file::ReportVerdict, model::Model, operation::Operation};
-use crate::recording::Recording;
+use crate::recording::{FailureClass, Recording};
 use crate::scenario::Scenario;
 use crate::system::{CheckContext, CheckResult, System, Unjudged, LIVENESS};
 use crate::units::format_duration;
@@ -39,8 +39,8 @@ pub struct Checked {
     /// Checks that could not reach a verdict: (invariant, why).
     pub unjudged: Vec<(String, String)>,
     /// Mistakes of the system's own that fail the run (an event its doc does
-    /// not list).
-    pub errors: Vec<String>,
+    /// not list, a checker that panicked), with their class.
+    pub errors: Vec<(FailureClass, String)>,
 }
 
 /// The checker context of a recording.
@@ -73,7 +73,15 @@ pub fn check<S: System>(system: &S, scenario: &Scenario, recording: &Recording<S
                 .iter()
                 .find(|i| i.name == name)
                 .expect("scenario validation admits only the system's invariants");
-            (invariant.check)(system, &context)
+            // A checker is the system's code too: its panic fails the seed
+            // and names the checker, and the other checkers still run.
+            match crate::run::quietly(|| (invariant.check)(system, &context)) {
+                Ok(result) => result,
+                Err(panic) => {
+                    checked.errors.push((FailureClass::CheckerPanic, format!("checker {name} panicked: {panic}")));
+                    continue;
+                }
+            }
         };
         match result {
             Ok(violations) => checked.violations.extend(violations.into_iter().map(|mut v| {
@@ -88,7 +96,7 @@ pub fn check<S: System>(system: &S, scenario: &Scenario, recording: &Recording<S
 
 /// Event kinds the system reported that its doc does not list: a checker or
 /// `reached` that names the listed kind would never see them.
-fn undocumented_events<S: System>(recording: &Recording<S>) -> Vec<String> {
+fn undocumented_events<S: System>(recording: &Recording<S>) -> Vec<(FailureClass, String)> {
     let listed: Vec<&str> = S::doc().events.iter().map(|e| e.name).collect();
     let mut unknown: Vec<&str> =
         recording.trace.iter().filter_map(|e| e.system()).map(|e| e.kind()).filter(|k| !listed.contains(k)).collect();
@@ -96,7 +104,10 @@ fn undocumented_events<S: System>(recording: &Recording<S>) -> Vec<String> {
     unknown.dedup();
     unknown
         .into_iter()
-        .map(|kind| format!("the system reported an event of kind {kind:?}, which its doc does not list"))
+        .map(|kind| {
+            let reason = format!("the system reported an event of kind {kind:?}, which its doc does not list");
+            (FailureClass::UndocumentedEvent, reason)
+        })
         .collect()
 }
 

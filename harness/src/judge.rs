@@ -13,7 +13,7 @@ use crate::checks::{self, Checked};
 use crate::history::{Nanos, TraceLine, Violation};
 use crate::metrics::{self, FaultSpan, MeasureInput, Metrics, OpSample};
 use crate::plan::Plan;
-use crate::recording::{Recording, Versions};
+use crate::recording::{FailureClass, Recording, Versions};
 use crate::scenario::{Comparison, Expect, Scenario, Slo, SloUnit, SLO_METRICS};
 use crate::system::System;
 
@@ -87,6 +87,9 @@ pub struct RunReport {
     pub digest: String,
     /// Why the run stopped early (a panic, a host error, a hang), if it did.
     pub aborted: Option<String>,
+    /// What kinds of failure the seed had, in the order of its reasons
+    /// (empty unless it failed).
+    pub classes: Vec<FailureClass>,
     /// The scenario's `[check] expect` as text: `pass`, or the expected
     /// violations (`violation:x, violation:y`).
     pub expect: String,
@@ -184,9 +187,9 @@ pub fn report<S: System>(system: &S, scenario: &Scenario, recording: &Recording<
     let samples = samples(system, recording, &flagged);
     let metrics = measure::<S>(scenario, recording, &samples);
     let slo: Vec<SloResult> = scenario.slo.iter().map(|slo| evaluate_slo(slo, &metrics)).collect();
+    let mut checked = checked;
     let system_figures = if recording.aborted.is_none() {
-        let context = checks::context(scenario, recording);
-        system.figures(&context).into_iter().map(|(name, value)| (name.to_string(), value)).collect()
+        figures(system, scenario, recording, &mut checked.errors)
     } else {
         BTreeMap::new()
     };
@@ -195,7 +198,9 @@ pub fn report<S: System>(system: &S, scenario: &Scenario, recording: &Recording<
         *reached.entry(crate::history::SystemEvent::kind(event).to_string()).or_insert(0u64) += 1;
     }
     let (kept, violation_counts) = keep_some(checked.violations.clone());
-    let outcome = judge(&scenario.check.expect, recording.aborted.as_deref(), &checked, &violation_counts, &slo);
+    let aborted =
+        recording.aborted.as_deref().map(|reason| (recording.aborted_class.unwrap_or(FailureClass::Panic), reason));
+    let (outcome, classes) = judge(&scenario.check.expect, aborted, &checked, &violation_counts, &slo);
     RunReport {
         scenario: scenario.file.clone(),
         name: scenario.name.clone(),
@@ -203,6 +208,7 @@ pub fn report<S: System>(system: &S, scenario: &Scenario, recording: &Recording<
         tick_ms: u64::try_from(scenario.tick.0.as_millis()).unwrap_or(u64::MAX),
         digest: recording.digest(),
         aborted: recording.aborted.clone(),
+        classes,
         expect: scenario.check.expect.to_string(),
         expected: scenario.check.expect.violations().to_vec(),
         passed: matches!(outcome, SeedOutcome::Passed | SeedOutcome::FoundExpected),
@@ -220,6 +226,36 @@ pub fn report<S: System>(system: &S, scenario: &Scenario, recording: &Recording<
         timeline: if keep_records { recording.timeline() } else { Vec::new() },
         samples: if keep_records { samples } else { Vec::new() },
     }
+}
+
+/// The system's own figures. A figure that is NaN or infinite is left out
+/// (a summary across seeds would turn into NaN) and fails the seed, as does
+/// a panic in `figures`: the harness reports the system's arithmetic, never
+/// carries it on.
+fn figures<S: System>(
+    system: &S,
+    scenario: &Scenario,
+    recording: &Recording<S>,
+    errors: &mut Vec<(FailureClass, String)>,
+) -> BTreeMap<String, f64> {
+    let context = checks::context(scenario, recording);
+    let figures = match crate::run::quietly(|| system.figures(&context)) {
+        Ok(figures) => figures,
+        Err(panic) => {
+            errors.push((FailureClass::Figure, format!("the system's figures panicked: {panic}")));
+            return BTreeMap::new();
+        }
+    };
+    let mut kept = BTreeMap::new();
+    for (name, value) in figures {
+        if value.is_finite() {
+            kept.insert(name.to_string(), value);
+        } else {
+            let reason = format!("the system's figure {name} is {value}, not a finite number: left out of the figures");
+            errors.push((FailureClass::Figure, reason));
+        }
+    }
+    kept
 }
 
 /// What metrics need of each operation.
@@ -319,31 +355,53 @@ fn keep_some(violations: Vec<Violation>) -> (Vec<Violation>, BTreeMap<String, us
     (kept, counts)
 }
 
-/// How a seed went: a pure function of what the run found.
+/// How a seed went, and the classes of its failure: a pure function of
+/// what the run found.
 pub fn judge(
     expect: &Expect,
-    aborted: Option<&str>,
+    aborted: Option<(FailureClass, &str)>,
     checked: &Checked,
     violation_counts: &BTreeMap<String, usize>,
     slo: &[SloResult],
-) -> SeedOutcome {
+) -> (SeedOutcome, Vec<FailureClass>) {
     let mut reasons = Vec::new();
-    if let Some(reason) = aborted {
+    let mut classes = Vec::new();
+    if let Some((class, reason)) = aborted {
         reasons.push(format!("aborted: {reason}"));
+        classes.push(class);
     }
-    reasons.extend(checked.errors.iter().cloned());
+    for (class, reason) in &checked.errors {
+        reasons.push(reason.clone());
+        classes.push(*class);
+    }
     for (invariant, count) in violation_counts {
         if !expect.expects(invariant) {
             let noun = if *count == 1 { "violation" } else { "violations" };
             reasons.push(format!("{count} {noun} of {invariant}"));
+            classes.push(FailureClass::Violation);
         }
     }
     for result in slo.iter().filter(|r| !r.met) {
         reasons.push(format!("SLO breached: {}", result.message));
+        classes.push(FailureClass::Slo);
     }
     if !reasons.is_empty() {
-        return SeedOutcome::Failed { reasons };
+        let mut seen = Vec::new();
+        classes.retain(|class| {
+            if seen.contains(class) {
+                false
+            } else {
+                seen.push(*class);
+                true
+            }
+        });
+        return (SeedOutcome::Failed { reasons }, classes);
     }
+    (judged(expect, checked, violation_counts), Vec::new())
+}
+
+/// How a seed that failed nothing went.
+fn judged(expect: &Expect, checked: &Checked, violation_counts: &BTreeMap<String, usize>) -> SeedOutcome {
     if !checked.unjudged.is_empty() {
         let reasons = checked.unjudged.iter().map(|(name, why)| format!("{name} could not judge: {why}")).collect();
         return SeedOutcome::Unjudged { reasons };
@@ -370,21 +428,21 @@ mod tests {
     fn judge_separates_expected_and_unexpected_violations() {
         let none = Checked::default();
         let flaw = Expect::Violations(vec!["stale".into()]);
-        assert_eq!(judge(&Expect::Pass, None, &none, &counts(&[]), &[]), SeedOutcome::Passed);
-        assert!(judge(&Expect::Pass, None, &none, &counts(&["stale"]), &[]).failed());
-        assert_eq!(judge(&flaw, None, &none, &counts(&["stale"]), &[]), SeedOutcome::FoundExpected);
-        assert_eq!(judge(&flaw, None, &none, &counts(&[]), &[]), SeedOutcome::NotFound);
-        assert!(judge(&flaw, None, &none, &counts(&["stale", "liveness"]), &[]).failed());
-        assert!(judge(&Expect::Pass, Some("panic"), &none, &counts(&[]), &[]).failed());
+        assert_eq!(judge(&Expect::Pass, None, &none, &counts(&[]), &[]).0, SeedOutcome::Passed);
+        assert!(judge(&Expect::Pass, None, &none, &counts(&["stale"]), &[]).0.failed());
+        assert_eq!(judge(&flaw, None, &none, &counts(&["stale"]), &[]).0, SeedOutcome::FoundExpected);
+        assert_eq!(judge(&flaw, None, &none, &counts(&[]), &[]).0, SeedOutcome::NotFound);
+        assert!(judge(&flaw, None, &none, &counts(&["stale", "liveness"]), &[]).0.failed());
+        assert!(judge(&Expect::Pass, Some((FailureClass::Panic, "panic")), &none, &counts(&[]), &[]).0.failed());
         let two = Expect::Violations(vec!["stale".into(), "lost".into()]);
-        assert_eq!(judge(&two, None, &none, &counts(&["lost"]), &[]), SeedOutcome::FoundExpected);
+        assert_eq!(judge(&two, None, &none, &counts(&["lost"]), &[]).0, SeedOutcome::FoundExpected);
     }
 
     #[test]
     fn a_check_that_cannot_judge_is_neither_a_pass_nor_hidden_by_a_failure() {
         let unjudged = Checked { unjudged: vec![("liveness".into(), "too few".into())], ..Checked::default() };
-        assert!(matches!(judge(&Expect::Pass, None, &unjudged, &counts(&[]), &[]), SeedOutcome::Unjudged { .. }));
-        assert!(judge(&Expect::Pass, None, &unjudged, &counts(&["stale"]), &[]).failed());
+        assert!(matches!(judge(&Expect::Pass, None, &unjudged, &counts(&[]), &[]).0, SeedOutcome::Unjudged { .. }));
+        assert!(judge(&Expect::Pass, None, &unjudged, &counts(&["stale"]), &[]).0.failed());
     }
 
     #[test]

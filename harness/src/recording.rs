@@ -45,6 +45,83 @@ impl Versions {
     }
 }
 
+/// What kind of failure a seed had: every failed seed names at least one,
+/// so a person (and a script reading `--format json`) can tell a violation
+/// from a hang from a panic from a harness bug. docs/failures.md shows what
+/// each looks like; every one of them exits 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// An invariant the scenario does not expect to break broke.
+    Violation,
+    /// An SLO was breached.
+    Slo,
+    /// The system reported an event kind its doc does not list.
+    UndocumentedEvent,
+    /// Host or client code panicked.
+    Panic,
+    /// Simulated code asked the operating system for randomness.
+    OsRandomness,
+    /// A host's software returned an error.
+    HostError,
+    /// One of turmoil's own limits was hit (TCP capacity, ports).
+    SimulatorLimit,
+    /// Simulated time ran past the run's bound: a call outlived its deadline.
+    Hang,
+    /// The wall-clock limit passed while simulated time still advanced.
+    Slow,
+    /// Simulated time stopped while the run's thread kept the CPU busy.
+    BusyLoop,
+    /// Simulated time stopped while the run's thread slept in a blocking call.
+    Blocked,
+    /// The run used more memory than its process may (`--isolate`).
+    Memory,
+    /// The child process running the seed died (`--isolate`).
+    Crashed,
+    /// Host or client code started an operating-system thread.
+    Thread,
+    /// A checker panicked.
+    CheckerPanic,
+    /// The system's own figures are not finite numbers, or panicked.
+    Figure,
+    /// Two runs of the seed differ.
+    Nondeterministic,
+    /// The harness itself panicked: a faultline bug.
+    HarnessPanic,
+}
+
+impl FailureClass {
+    /// The name reports show (`busy-loop`), as JSON spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::Violation => "violation",
+            FailureClass::Slo => "slo",
+            FailureClass::UndocumentedEvent => "undocumented-event",
+            FailureClass::Panic => "panic",
+            FailureClass::OsRandomness => "os-randomness",
+            FailureClass::HostError => "host-error",
+            FailureClass::SimulatorLimit => "simulator-limit",
+            FailureClass::Hang => "hang",
+            FailureClass::Slow => "slow",
+            FailureClass::BusyLoop => "busy-loop",
+            FailureClass::Blocked => "blocked",
+            FailureClass::Memory => "memory",
+            FailureClass::Crashed => "crashed",
+            FailureClass::Thread => "thread",
+            FailureClass::CheckerPanic => "checker-panic",
+            FailureClass::Figure => "figure",
+            FailureClass::Nondeterministic => "nondeterministic",
+            FailureClass::HarnessPanic => "harness-panic",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything one run recorded.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "")]
@@ -68,6 +145,10 @@ pub struct Recording<S: System> {
     pub probes: Vec<ProbeSample>,
     /// Why the run stopped early (a panic, a host error, a hang), if it did.
     pub aborted: Option<String>,
+    /// The kind of failure that stopped it (recordings written before this
+    /// field existed read as `None`).
+    #[serde(default)]
+    pub aborted_class: Option<FailureClass>,
     /// The versions of the build that ran it.
     pub versions: Versions,
 }
@@ -160,6 +241,13 @@ pub fn first_divergence(a: &[String], b: &[String]) -> Option<(usize, String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_classes_are_named_as_json_spells_them() {
+        for class in [FailureClass::BusyLoop, FailureClass::CheckerPanic, FailureClass::OsRandomness] {
+            assert_eq!(serde_json::to_string(&class).unwrap(), format!("\"{}\"", class.name()));
+        }
+    }
 
     #[test]
     fn divergence_names_the_first_differing_record() {

@@ -236,12 +236,15 @@ pub fn parse(file: &str, source: &str, registry: &Registry) -> Result<Loaded, In
     Ok(Loaded { scenario, system })
 }
 
+/// The largest recording `analyze` reads: 512 MiB (a long, busy run's
+/// history is tens of MiB; anything bigger is not a recording).
+pub const RECORDING_BYTES_MAX: u64 = 512 << 20;
+
 /// Loads a saved recording (`replay --save`) with the scenario it embeds,
 /// refusing another format version.
 pub fn load_recording(path: &Path, registry: &Registry) -> Result<(Loaded, String), InputError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| InputError::new(&file, format!("cannot read the recording: {error}")))?;
+    let text = crate::error::read_text(path, RECORDING_BYTES_MAX, "recording")?;
     let head: FormatOnly = serde_json::from_str(&text).map_err(|error| {
         InputError::new(&file, format!("not a faultline recording: {error}"))
             .with_help("recordings are written by `faultline replay FILE --seed N --save run.json`")

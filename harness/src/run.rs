@@ -12,6 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -20,7 +21,7 @@ use turmoil::Sim;
 use crate::history::{format_nanos, nanos, Happening, History, Nanos, TraceEvent, HARNESS};
 use crate::inject::FaultState;
 use crate::plan::{Edge, Plan};
-use crate::recording::{Recording, Versions, RECORDING_FORMAT};
+use crate::recording::{FailureClass, Recording, Versions, RECORDING_FORMAT};
 use crate::scenario::{client_host, Scenario, PROBE_HOST};
 use crate::seed::{self, Stream};
 use crate::system::{HostContext, Pool, PoolRequest, Recorder, System};
@@ -51,7 +52,8 @@ pub fn record<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan) -> R
             recorder.push(TraceEvent { at: 0, source: HARNESS.into(), event: happening });
         }
     }
-    let aborted = step_until_done::<S>(&mut sim, scenario, plan, &mut faults, &recorder, &pool, &ops);
+    let stopped = step_until_done::<S>(&mut sim, scenario, plan, &mut faults, &recorder, &pool, &ops);
+    let (aborted_class, aborted) = stopped.map_or((None, None), |(class, reason)| (Some(class), Some(reason)));
     // A simulation torn by a panic may panic again while it is dropped.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(sim)));
     drop(in_run);
@@ -68,6 +70,7 @@ pub fn record<S: System>(system: &Arc<S>, scenario: &Scenario, plan: &Plan) -> R
         trace: recorder.take(),
         probes,
         aborted,
+        aborted_class,
         versions: Versions::current(),
     }
 }
@@ -155,7 +158,8 @@ fn start_clients<S: System>(
 }
 
 /// Steps the simulation to its end, applying the plan and the pool's
-/// requests between steps. Returns why it stopped early, if it did.
+/// requests between steps, and publishing its simulated time to the
+/// watchdog (see [`watch_progress`]). Returns why it stopped early, if it did.
 fn step_until_done<S: System>(
     sim: &mut Sim<'_>,
     scenario: &Scenario,
@@ -164,8 +168,9 @@ fn step_until_done<S: System>(
     recorder: &Recorder<S::Event>,
     pool: &Pool,
     ops: &Ops<S>,
-) -> Option<String> {
+) -> Option<(FailureClass, String)> {
     let bound = time_bound(scenario);
+    let progress = PROGRESS.with(|p| p.borrow().clone());
     let events = plan.events();
     let mut next_event = 0;
     let mut heal_marked = false;
@@ -192,7 +197,10 @@ fn step_until_done<S: System>(
         match step(sim) {
             Ok(true) => return None,
             Ok(false) => {}
-            Err(reason) => return Some(reason),
+            Err(stopped) => return Some(stopped),
+        }
+        if let Some(progress) = &progress {
+            progress.store(nanos(sim.elapsed()).saturating_add(1), Ordering::Relaxed);
         }
         for request in pool.drain() {
             let applied = match request {
@@ -202,35 +210,67 @@ fn step_until_done<S: System>(
             applied.into_iter().for_each(|happening| note(nanos(sim.elapsed()), happening));
         }
         if sim.elapsed() > bound {
-            return Some(format!(
-                "clients did not finish within {} of simulated time ({} operations completed): \
+            return Some((
+                FailureClass::Hang,
+                format!(
+                    "clients did not finish within {} of simulated time ({} operations completed): \
                  a call outlived its deadline",
-                crate::units::format_duration(bound),
-                ops.borrow().len()
+                    crate::units::format_duration(bound),
+                    ops.borrow().len()
+                ),
             ));
         }
     }
 }
 
-/// One step: `Ok(true)` when every client has finished, `Err(reason)` when
+/// One step: `Ok(true)` when every client has finished, `Err(why)` when
 /// the simulation ended abnormally (a panic, a host that returned an error).
-fn step(sim: &mut Sim<'_>) -> Result<bool, String> {
+fn step(sim: &mut Sim<'_>) -> Result<bool, (FailureClass, String)> {
     match catch_unwind(AssertUnwindSafe(|| sim.step())) {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(error)) => {
             let at = format_nanos(nanos(sim.elapsed()));
             let panicked = PANICS.with(|panics| !panics.borrow().is_empty());
             Err(if panicked {
-                format!("panic at {at}: {}", first_panic(error.to_string()))
+                let (class, message) = first_panic(error.to_string());
+                (class, format!("panic at {at}: {message}"))
             } else {
-                format!("host software failed at {at}: {error}")
+                (FailureClass::HostError, format!("host software failed at {at}: {error}"))
             })
         }
         Err(panic) => {
-            let message = first_panic(panic_message(&*panic));
-            Err(format!("panic at {}: {message}", format_nanos(nanos(sim.elapsed()))))
+            let (class, message) = first_panic(panic_message(&*panic));
+            Err((class, format!("panic at {}: {message}", format_nanos(nanos(sim.elapsed())))))
         }
     }
+}
+
+thread_local! {
+    /// Where this thread's run publishes its simulated time (plus one, so
+    /// that zero means "not started"), for the wall-clock watchdog.
+    static PROGRESS: RefCell<Option<Arc<AtomicU64>>> = const { RefCell::new(None) };
+    /// Is this thread judging (checkers, figures) with panics caught quietly?
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the runs on this thread publish their simulated time (in
+/// nanoseconds, plus one) to `cell` after every step: the watchdog tells a
+/// slow run (time advancing) from a stuck one (time standing still).
+pub fn watch_progress(cell: Arc<AtomicU64>) {
+    PROGRESS.with(|p| *p.borrow_mut() = Some(cell));
+}
+
+/// Runs judging code (a checker, a system's figures), catching a panic as
+/// its message with its location, without the panic hook printing it.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    record_panics();
+    PANICS.with(|panics| panics.borrow_mut().clear());
+    QUIET.with(|quiet| quiet.set(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|quiet| quiet.set(false));
+    result.map_err(|panic| {
+        PANICS.with(|panics| panics.borrow().first().cloned()).unwrap_or_else(|| panic_message(&*panic))
+    })
 }
 
 thread_local! {
@@ -252,7 +292,8 @@ fn record_panics() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !IN_RUN.with(Cell::get) {
+            let quiet = QUIET.with(Cell::get);
+            if !IN_RUN.with(Cell::get) && !quiet {
                 return previous(info);
             }
             let location =
@@ -265,7 +306,7 @@ fn record_panics() {
             });
             if std::env::var_os("FAULTLINE_BACKTRACE").is_some() {
                 previous(info);
-            } else if first {
+            } else if first && !quiet {
                 eprintln!("faultline: panic in simulated code: {message} (FAULTLINE_BACKTRACE=1 shows it in full)");
             }
         }));
@@ -308,20 +349,39 @@ impl Drop for InRun {
 }
 
 /// The first panic recorded on this thread during the current run, else
-/// `fallback`, with a hint when it is one of turmoil's own limits.
-fn first_panic(fallback: String) -> String {
+/// `fallback`, classified, with a hint when it is one of turmoil's own
+/// limits or a request for the operating system's randomness.
+fn first_panic(fallback: String) -> (FailureClass, String) {
     let message = PANICS.with(|panics| panics.borrow().first().cloned()).unwrap_or(fallback);
+    classify_panic(message)
+}
+
+/// What a panic's message says about its cause.
+pub fn classify_panic(message: String) -> (FailureClass, String) {
     if message.contains("socket buffer full") {
-        format!("{message}: turmoil's TCP capacity was exceeded (a simulator limit, not the system's); raise [network] tcp_capacity")
+        (FailureClass::SimulatorLimit, format!("{message}: turmoil's TCP capacity was exceeded (a simulator limit, not the system's); raise [network] tcp_capacity"))
     } else if message.contains("ports exhausted") {
-        format!(
+        (FailureClass::SimulatorLimit, format!(
             "{message}: a host used up turmoil's ephemeral ports (a simulator limit: turmoil 0.7 does not release \
              connections that timed out); open fewer connections (a longer probe_interval, a lower rate) or shorten the run"
+        ))
+    } else if message.contains(GETRANDOM_REFUSED) {
+        (
+            FailureClass::OsRandomness,
+            format!(
+                "{message}: simulated code asked the operating system for randomness (rand::rng(), OsRng, an unseeded \
+             RNG), which would make the run differ every time; faultline builds refuse it (.cargo/config.toml sets \
+             getrandom_backend=\"unsupported\"): draw from the HostContext's rng or the client's stream"
+            ),
         )
     } else {
-        message
+        (FailureClass::Panic, message)
     }
 }
+
+/// What `getrandom` answers in faultline's builds, where its backend is
+/// "unsupported" (.cargo/config.toml): no code here may read OS entropy.
+pub const GETRANDOM_REFUSED: &str = "getrandom: this target is not supported";
 
 /// The text of a panic's payload.
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

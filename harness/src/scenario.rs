@@ -850,17 +850,16 @@ pub trait Systems {
     fn configure(&mut self, name: &str, knobs: &Knobs<'_>) -> Option<Result<Shape, InputError>>;
 }
 
-/// Reads a scenario file's text, with a clear error when it cannot.
+/// The largest scenario file faultline reads: 1 MiB. The longest shipped
+/// file is a few KiB; a bigger file is almost surely not a scenario (a log,
+/// a binary, a generated dump), and refusing it keeps a mistaken path from
+/// costing memory and a flood of errors.
+pub const FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// Reads a scenario file's text, with a clear error when it cannot (missing,
+/// a folder, a device, a link loop, over [`FILE_BYTES_MAX`], not UTF-8 text).
 pub fn read(path: &Path) -> Result<String, InputError> {
-    let file = path.display().to_string();
-    std::fs::read_to_string(path).map_err(|error| {
-        let help = if error.kind() == std::io::ErrorKind::NotFound {
-            "check the path; `faultline sweep scenarios` runs every scenario shipped in the repository"
-        } else {
-            "check the file's permissions and that it is UTF-8 text"
-        };
-        InputError::new(&file, format!("cannot read the scenario file: {error}")).with_help(help)
-    })
+    crate::error::read_text(path, FILE_BYTES_MAX, "scenario file")
 }
 
 /// Deserializes a scenario file's TOML, with help for the keys people miss.
@@ -877,6 +876,17 @@ fn parse_raw(file: &str, source: &str) -> Result<RawScenario, InputError> {
 /// Validates a scenario from its text; `file` names it in errors and replay
 /// commands. Runs nothing: the system is only configured, to learn its shape.
 pub fn parse(file: &str, source: &str, systems: &mut dyn Systems) -> Result<Scenario, InputError> {
+    validated(file, source, systems).map_err(|mut error| {
+        // Every rejection says where and what to do: a validator that had
+        // nothing more specific to say gets the reference's pointer.
+        if error.help.is_none() {
+            error.help = Some(crate::knobs::generic_help(&error.message));
+        }
+        error
+    })
+}
+
+fn validated(file: &str, source: &str, systems: &mut dyn Systems) -> Result<Scenario, InputError> {
     let raw = parse_raw(file, source)?;
     let at = |span: Range<usize>, message: String| InputError::at(file, source, span, message);
     let shape = configure(&raw.system, systems, &Knobs::new(file, source), &at)?;
@@ -934,7 +944,25 @@ fn configure(
     at: &ErrorAt<'_>,
 ) -> Result<Shape, InputError> {
     if let Some(shape) = systems.configure(name.get_ref(), knobs) {
-        return shape;
+        // A system's own error that names no place is placed at its [knobs]
+        // table (or its name), and points at its documented knobs.
+        return shape.map_err(|error| {
+            let mut placed = if error.position.is_some() {
+                error
+            } else {
+                let at_table = knobs.table_error(error.message.clone());
+                let placed =
+                    if at_table.position.is_some() { at_table } else { at(name.span(), error.message.clone()) };
+                InputError { help: error.help, ..placed }
+            };
+            if placed.help.is_none() {
+                placed.help = Some(format!(
+                    "`faultline list` shows the knobs of {:?} with their units and defaults",
+                    name.get_ref()
+                ));
+            }
+            placed
+        });
     }
     let names = systems.names();
     let help = match nearest(name.get_ref(), names.iter().copied()) {
@@ -969,6 +997,11 @@ fn validate_timing(raw: &RawScenario, at: &ErrorAt<'_>) -> Result<Timing, InputE
         }
         if tick > Dur::from_millis(100) {
             return Err(at(spanned.span(), format!("tick {tick} is too coarse: at most 100ms")));
+        }
+        if tick > duration {
+            return Err(at(spanned.span(), format!("tick {tick} is longer than duration = {duration}")).with_help(
+                "the whole fault phase would pass in one simulation step: shorten the tick or lengthen duration",
+            ));
         }
     }
     let heal = raw.heal.as_ref().map_or(Dur::from_secs(5), |h| *h.get_ref());
@@ -1302,7 +1335,15 @@ impl FaultCheck<'_> {
                 hosts.span(),
                 "a one-way partition needs `between` (from the first group to the second)",
             )),
-            (Some(hosts), None) => Ok(Target::Isolate(patterns.any(hosts)?)),
+            (Some(hosts), None) => {
+                let isolated = patterns.any(hosts)?;
+                if resolve_hosts(patterns.hosts, &isolated).len() == patterns.hosts.len() {
+                    return Err(self
+                        .error(hosts.span(), format!("these hosts are every host: a {kind_name} fault on them has no other host to act between"))
+                        .with_help("isolate some hosts from the rest, e.g. hosts = [\"server\"], or name two groups with `between`"));
+                }
+                Ok(Target::Isolate(isolated))
+            }
             (None, Some(between)) => {
                 let groups = between.get_ref();
                 if groups.len() != 2 {
@@ -1312,6 +1353,12 @@ impl FaultCheck<'_> {
                 }
                 let first = patterns.any(&Spanned::new(between.span(), groups[0].clone()))?;
                 let second = patterns.any(&Spanned::new(between.span(), groups[1].clone()))?;
+                let (a, b) = (resolve_hosts(patterns.hosts, &first), resolve_hosts(patterns.hosts, &second));
+                if a.iter().all(|x| b.iter().all(|y| x == y)) {
+                    return Err(self
+                        .error(between.span(), format!("`between` names only {} on both sides: a link from a host to itself carries nothing, so this {kind_name} fault would do nothing", a.join(", ")))
+                        .with_help("name two different host groups, e.g. between = [[\"cache\"], [\"app-*\"]]"));
+                }
                 Ok(Target::Between(first, second))
             }
         }
@@ -1378,6 +1425,34 @@ impl FaultCheck<'_> {
     }
 }
 
+/// A chaos link generator draws links between two of its hosts (the probe
+/// aside): over fewer than two it would draw nothing, silently.
+fn at_least_two_hosts(
+    kind: &str,
+    link: &Spanned<RawChaosLink>,
+    hosts: Option<&[HostPattern]>,
+    patterns: &Patterns<'_>,
+) -> Result<(), InputError> {
+    let candidates: Vec<String> = hosts
+        .map_or_else(|| patterns.hosts.to_vec(), |h| resolve_hosts(patterns.hosts, h))
+        .into_iter()
+        .filter(|h| h != PROBE_HOST)
+        .collect();
+    if candidates.len() >= 2 {
+        return Ok(());
+    }
+    let what = if kind == "partition" { "split them in two groups" } else { "pick a link between two of them" };
+    let span = link.get_ref().hosts.as_ref().map_or(link.span(), Spanned::span);
+    Err((patterns.at)(
+        span,
+        format!(
+            "[chaos.{kind}] acts on {} only, and needs at least two hosts to {what}: it would draw no fault",
+            candidates.join(", ")
+        ),
+    )
+    .with_help("add hosts to the list, or leave `hosts` out to use every host"))
+}
+
 fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, InputError> {
     let at = patterns.at;
     let positive = |d: &Spanned<Dur>, key: &str| -> Result<Dur, InputError> {
@@ -1409,6 +1484,7 @@ fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, Inpu
             Some(h) => Some(patterns.any(h)?),
             None => None,
         };
+        at_least_two_hosts(kind, link, hosts.as_deref(), patterns)?;
         let every = positive(&l.every, "every")?;
         let length = *l.length.get_ref();
         if length.max.0.is_zero() {

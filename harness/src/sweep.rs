@@ -168,8 +168,11 @@ fn figures(reports: &[RunReport]) -> Figures {
     let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for report in &finished {
         let m = &report.metrics;
+        // A figure that is not a finite number would turn its whole summary
+        // into NaN: it is left out (judge.rs fails a seed whose system
+        // figures are not finite).
         let mut add = |name: &'static str, value: Option<f64>| {
-            if let Some(value) = value {
+            if let Some(value) = value.filter(|v| v.is_finite()) {
                 values.entry(name).or_default().push(value);
             }
         };
@@ -193,7 +196,7 @@ fn figures(reports: &[RunReport]) -> Figures {
     // The systems' own figures, as "system.<name>".
     let mut system: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for report in &finished {
-        for (name, value) in &report.system_figures {
+        for (name, value) in report.system_figures.iter().filter(|(_, v)| v.is_finite()) {
             system.entry(name.as_str()).or_default().push(*value);
         }
     }

@@ -44,6 +44,9 @@ impl Dur {
         if text.is_empty() {
             return Err("expected a duration such as \"250ms\" or \"5s\", found an empty string".into());
         }
+        if text.starts_with('-') {
+            return Err(format!("{text:?} is negative: durations cannot be negative (write \"0s\" for none)"));
+        }
         let duration = humantime::parse_duration(text)
             .map(Dur)
             .map_err(|error| format!("expected a duration such as \"250ms\" or \"5s\", found {text:?} ({error})"))?;
@@ -237,8 +240,14 @@ impl Rate {
         };
         let count: f64 =
             count.trim().parse().map_err(|_| format!("{expected}, found {text:?}: {count:?} is not a number"))?;
-        if !count.is_finite() || count < 0.0 {
-            return Err(format!("{expected}, found {text:?}: the count must be zero or more"));
+        if count.is_nan() {
+            return Err(format!("{expected}, found {text:?}: the count is not a number (NaN)"));
+        }
+        if count.is_infinite() {
+            return Err(format!("{expected}, found {text:?}: the count must be a finite number"));
+        }
+        if count < 0.0 {
+            return Err(format!("{expected}, found {text:?}: a rate cannot be negative"));
         }
         let unit = unit.trim();
         let unit_seconds = if unit == "s" || unit == "sec" {
@@ -399,6 +408,8 @@ mod tests {
         assert_eq!(Dur::parse("1m 30s").unwrap(), Dur::from_secs(90));
         assert!(Dur::parse("5").unwrap_err().contains("expected a duration"));
         assert!(Dur::parse("").is_err());
+        assert!(Dur::parse("-5s").unwrap_err().contains("durations cannot be negative"));
+        assert!(Dur::parse(" -1ms").unwrap_err().contains("negative"));
         let error = toml::from_str::<std::collections::BTreeMap<String, Dur>>("d = 5").unwrap_err();
         assert!(error.message().contains("\"5s\""), "{}", error.message());
     }
@@ -445,6 +456,10 @@ mod tests {
         assert!(Rate::parse("200").is_err());
         assert!(Rate::parse("x/s").is_err());
         assert!(Rate::parse("1/fortnight").unwrap_err().contains("unknown time unit"));
+        assert!(Rate::parse("NaN/s").unwrap_err().contains("not a number (NaN)"));
+        assert!(Rate::parse("inf/s").unwrap_err().contains("must be a finite number"));
+        assert!(Rate::parse("-infinity/s").unwrap_err().contains("finite"));
+        assert!(Rate::parse("-5/s").unwrap_err().contains("cannot be negative"));
     }
 
     #[test]

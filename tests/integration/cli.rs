@@ -237,3 +237,115 @@ fn lincheck_judges_a_stored_history_with_exit_codes_for_each_verdict() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains(":1:"), "{}", stderr(&output));
 }
+
+/// A scratch folder for one test, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(name: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!("faultline-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `check` on `path`: it must exit 2 with an error containing `needle`.
+#[track_caller]
+fn refused(path: &std::path::Path, needle: &str) -> String {
+    let output = faultline(&["check", path.to_str().unwrap()]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains(needle), "{needle:?} not in:\n{err}");
+    assert!(err.contains("help: "), "no help line in:\n{err}");
+    err
+}
+
+#[test]
+fn files_that_are_not_text_or_too_big_are_refused() {
+    let dir = ScratchDir::new("hostile-files");
+    let binary = dir.join("binary.toml");
+    std::fs::write(&binary, b"name = \"x\"\n\x00\x01\x02\x7fELF").unwrap();
+    refused(&binary, "binary.toml:2:1: holds binary data (a NUL byte), so it is not a text scenario file");
+    let latin1 = dir.join("latin1.toml");
+    std::fs::write(&latin1, b"name = \"caf\xe9\"\n").unwrap();
+    refused(&latin1, "latin1.toml:1:12: is not UTF-8 text: byte 0xe9");
+    // The limit is 1 MiB: a file one byte over it is refused before it is read.
+    let big = dir.join("big.toml");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).unwrap();
+    refused(&big, "big.toml: is 1 MiB, larger than the 1 MiB a scenario file may be");
+    // A folder where a file is expected.
+    let output = faultline(&["run", dir.0.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("is a folder, not a scenario file"), "{}", stderr(&output));
+}
+
+#[cfg(unix)]
+#[test]
+fn devices_and_loops_of_links_are_refused_not_read_forever() {
+    // /dev/zero never ends: it must be refused, not read.
+    refused(std::path::Path::new("/dev/zero"), "is not a regular file (a device, a pipe or a socket)");
+    let dir = ScratchDir::new("hostile-links");
+    std::os::unix::fs::symlink(dir.join("b.toml"), dir.join("a.toml")).unwrap();
+    std::os::unix::fs::symlink(dir.join("a.toml"), dir.join("b.toml")).unwrap();
+    refused(&dir.join("a.toml"), "is a symbolic link that cannot be followed (a loop of links, or a missing target)");
+    // A folder with a link back to itself is a loop, said as such.
+    let folder = ScratchDir::new("hostile-folder-loop");
+    std::fs::create_dir_all(folder.join("inner")).unwrap();
+    std::fs::copy(repo_file("scenarios/echo/baseline.toml"), folder.join("inner/baseline.toml")).unwrap();
+    std::os::unix::fs::symlink(&folder.0, folder.join("inner/up")).unwrap();
+    refused(&folder.0, "(a loop of symbolic links)");
+}
+
+#[test]
+fn a_folder_of_thousands_of_bad_files_gets_a_few_errors_and_a_count() {
+    let dir = ScratchDir::new("hostile-thousands");
+    for index in 0..3000 {
+        std::fs::write(dir.join(&format!("junk-{index:04}.toml")), "not = [a scenario").unwrap();
+    }
+    let err = refused(&dir.0, "junk-0000.toml:1:");
+    let lines = err.lines().filter(|l| l.starts_with("error: ")).count();
+    assert_eq!(lines, 21, "20 errors and a count:\n{err}");
+    assert!(
+        err.contains("... and 2980 more errors (3000 errors in 3000 files in all); is this the right folder?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_negative_seed_flag_says_seeds_are_never_negative() {
+    for args in [["--seed", "-1"], ["--seed", "-7"]] {
+        let output = faultline(&["run", "scenarios/echo/baseline.toml", args[0], args[1]]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("is not a seed: seeds are whole numbers from 0 to 18446744073709551615, never negative"),
+            "{err}"
+        );
+        // clap's generic tip (pass it after `--`) would be wrong here.
+        assert!(!err.contains("tip:"), "{err}");
+    }
+}
+
+#[test]
+fn check_counts_in_the_singular_and_plural() {
+    let output = faultline(&[
+        "check",
+        "scenarios/echo/crash-restart.toml",
+        "scenarios/regressions/corrupting-server-seed1.toml",
+    ]);
+    let out = stdout(&output);
+    assert!(out.contains("1 explicit fault,"), "{out}");
+    assert!(out.contains("(echo: 1 seed,"), "{out}");
+    assert!(!out.contains("1 explicit faults") && !out.contains("1 seeds"), "{out}");
+}

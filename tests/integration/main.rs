@@ -9,9 +9,12 @@ mod determinism; // same seed, same digest: in one process and across processes
 mod disk; // the simulated disk: synced writes survive a crash, unsynced ones do not
 mod faults; // each fault kind has its effect on echo while it lasts
 mod golden; // pinned digests of fixed (scenario, seed) runs: what a seed means changes only on purpose
+mod hostile; // systems that block, spin, crawl, hog memory, start threads, leak the wall clock
+mod mutate; // hostile input: shipped scenario files mutated 10,000 ways
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
+mod readme; // every command of the README runs and exits as it says
 mod robustness; // panicking, failing, hanging and nondeterministic systems
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers

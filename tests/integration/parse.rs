@@ -192,3 +192,105 @@ fn absurd_durations_and_seed_counts_are_refused() {
     let source = echo("").replace("heal = \"2s\"", "heal = \"2s\"\nseeds = 100000000000");
     assert_error(&source, (5, 9), "seeds must be between 1 and 10000000", "");
 }
+
+// The mistakes a new user made (issue 18), each with its position and help.
+
+#[test]
+fn a_fault_without_kind_or_at_is_reported_in_its_own_table() {
+    let source = echo("\n[[fault]]\nhosts = [\"server\"]\nat = \"1s\"\n");
+    assert_error(&source, (11, 1), "missing key \"kind\" in [[fault]]", "every [[fault]] needs a kind");
+    let source = echo("\n[[fault]]\nkind = \"crash\"\nhosts = [\"server\"]\n");
+    assert_error(&source, (11, 1), "missing key \"at\" in [[fault]]", "at = \"10s\"");
+    // The same in an inline table names it.
+    let source = echo("").replace("[workload]", "fault = [{ kind = \"crash\", hosts = [\"server\"] }]\n[workload]");
+    let (_, message, _) = error_of(&source);
+    assert!(message.contains("missing key \"at\" in the inline table \"fault\""), "{message}");
+}
+
+#[test]
+fn an_unknown_table_is_named_whole() {
+    let source = echo("\n[foo]\nx = 1\n");
+    assert_error(&source, (11, 2), "unknown table [foo] at the top level", "valid keys: \"name\"");
+    let source = echo("\n[workload.foo]\nx = 1\n");
+    assert_error(&source, (11, 11), "unknown table [workload.foo]: [workload] has no key \"foo\"", "\"clients\"");
+    let source = echo("\n[chaos.partiton]\nevery = \"1s\"\nfor = \"1s\"\n");
+    assert_error(&source, (11, 8), "unknown table [chaos.partiton]", "did you mean \"partition\"?");
+}
+
+#[test]
+fn a_key_missing_from_the_whole_file_is_at_the_top_level() {
+    let (_, message, help) = error_of("[workload]\nrate = \"5/s\"\n");
+    assert!(message.contains("missing key \"name\" at the top level"), "{message}");
+    assert!(help.contains("name = "), "{help}");
+}
+
+#[test]
+fn values_of_the_wrong_type_are_said_in_words() {
+    let source = echo("").replace("clients = 2", "clients = \"two\"");
+    assert_error(&source, (7, 11), "expected a whole number, found the string \"two\"", "clients = 2");
+    let source = echo("\n[chaos]\nswarm = \"yes\"\n");
+    assert_error(&source, (12, 9), "expected true or false, found the string \"yes\"", "swarm = true");
+    let (_, message, _) = error_of(&echo("").replace("clients = 2", "clients = 2.5"));
+    assert!(!message.contains("i64"), "{message}");
+}
+
+#[test]
+fn a_rate_that_is_not_a_finite_number_says_so() {
+    let source = echo("").replace("rate = \"100/s\"", "rate = \"NaN/s\"");
+    assert_error(&source, (8, 8), "the count is not a number (NaN)", "\"200/s\"");
+    let source = echo("").replace("rate = \"100/s\"", "rate = \"inf/s\"");
+    assert_error(&source, (8, 8), "the count must be a finite number", "\"200/s\"");
+    let source = echo("").replace("rate = \"100/s\"", "rate = \"-5/s\"");
+    assert_error(&source, (8, 8), "a rate cannot be negative", "");
+}
+
+#[test]
+fn a_negative_duration_says_durations_cannot_be_negative() {
+    let source = echo("").replace("duration = \"3s\"", "duration = \"-5s\"");
+    assert_error(&source, (3, 12), "\"-5s\" is negative: durations cannot be negative", "with a unit");
+    let source = echo("").replace("deadline = \"300ms\"", "deadline = \"-1ms..5ms\"");
+    let (_, message, _) = error_of(&source);
+    assert!(message.contains("negative"), "{message}");
+}
+
+#[test]
+fn a_partition_between_a_host_and_itself_is_refused() {
+    let source = echo("\n[[fault]]\nkind = \"partition\"\nbetween = [[\"server\"], [\"server\"]]\nat = \"1s\"\n");
+    assert_error(&source, (13, 11), "a link from a host to itself carries nothing", "two different host groups");
+    // Overlapping groups that still cut some link are fine.
+    parse(&echo(
+        "\n[[fault]]\nkind = \"partition\"\nbetween = [[\"server\", \"client-0\"], [\"server\"]]\nat = \"1s\"\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_network_fault_that_isolates_every_host_is_refused() {
+    let source = echo("\n[[fault]]\nkind = \"clog\"\nhosts = [\"*\"]\nat = \"1s\"\n");
+    assert_error(&source, (13, 9), "these hosts are every host", "isolate some hosts");
+}
+
+#[test]
+fn a_chaos_link_generator_over_one_host_is_refused() {
+    let source = echo("\n[chaos.partition]\nhosts = [\"server\"]\nevery = \"1s\"\nfor = \"1s\"\n");
+    assert_error(&source, (12, 9), "needs at least two hosts to split them in two groups", "leave `hosts` out");
+    let source = echo("\n[chaos.latency]\nhosts = [\"client-*\"]\nevery = \"1s\"\nfor = \"1s\"\nlatency = \"5ms\"\n")
+        .replace("clients = 2", "clients = 1");
+    assert_error(&source, (12, 9), "[chaos.latency] acts on client-0 only", "");
+}
+
+#[test]
+fn a_tick_longer_than_the_run_is_refused() {
+    let source = echo("")
+        .replace("duration = \"3s\"", "duration = \"50ms\"")
+        .replace("heal = \"2s\"", "heal = \"2s\"\ntick = \"100ms\"");
+    assert_error(&source, (5, 8), "tick 100ms is longer than duration = 50ms", "one simulation step");
+}
+
+#[test]
+fn an_empty_invariant_list_is_a_warning_on_load() {
+    let loaded = parse(&echo("\n[check]\ninvariants = []\n")).unwrap();
+    let warnings: Vec<String> = loaded.scenario.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("test.toml:12:14: invariants = [] checks no invariant"), "{warnings:?}");
+}

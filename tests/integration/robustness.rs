@@ -220,7 +220,8 @@ fn a_busy_looping_host_hits_the_wall_clock_limit_instead_of_hanging() {
     let report = run_seed(&misbehaving("busy-loop"), 9, options);
     RELEASE_BUSY_LOOP.store(true, Ordering::Relaxed);
     let reasons = failed_reasons(&report.outcome);
-    assert!(reasons.contains("wall-clock limit"), "{reasons}");
+    assert!(reasons.contains("busy loop: simulated time stopped at 1"), "{reasons}");
+    assert_eq!(report.classes, vec![faultline_harness::recording::FailureClass::BusyLoop]);
 }
 
 #[test]

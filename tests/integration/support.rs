@@ -8,7 +8,9 @@ use faultline_harness::{registry as loading, InputError, Loaded, Registry, Syste
 
 /// The systems the CLI knows, plus the misbehaving test system.
 pub fn registry() -> Registry {
-    faultline_systems::registry().with(SystemEntry::of::<crate::robustness::Misbehave>())
+    faultline_systems::registry()
+        .with(SystemEntry::of::<crate::robustness::Misbehave>())
+        .with(SystemEntry::of::<crate::hostile::Hostile>())
 }
 
 pub fn parse(source: &str) -> Result<Loaded, InputError> {

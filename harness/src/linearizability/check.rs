@@ -266,7 +266,12 @@ pub(crate) fn check_partitions<M: Model>(
     } else {
         std::thread::scope(|scope| {
             for _ in 0..options.threads.min(partitions.len()) {
-                scope.spawn(work);
+                // Named: an unnamed thread started during a run is taken
+                // for one the system under test started (drive.rs).
+                std::thread::Builder::new()
+                    .name("faultline-lincheck".into())
+                    .spawn_scoped(scope, work)
+                    .expect("a thread for the linearizability search");
             }
         });
     }
