@@ -15,6 +15,7 @@
 #[cfg(not(tokio_unstable))]
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
+pub mod apptier;
 pub mod breaker;
 pub mod cache;
 pub mod calibration;
@@ -28,6 +29,7 @@ use faultline_harness::{Registry, SystemEntry};
 /// Every system this crate provides, by name.
 pub fn registry() -> Registry {
     Registry::new()
+        .with(SystemEntry::of::<apptier::AppTier>())
         .with(SystemEntry::of::<breaker::Breaker>())
         .with(SystemEntry::of::<cache::Cache>())
         .with(SystemEntry::of::<calibration::Calibration>())

@@ -54,6 +54,7 @@ pub fn run_all(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
     checks.extend(retries(scale, jobs)?);
     checks.push(replicas(scale, jobs)?);
     checks.extend(resharding(scale, jobs)?);
+    checks.extend(app_tier(scale, jobs)?);
     Ok(checks)
 }
 
@@ -348,6 +349,207 @@ fn resharding(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
         ));
     }
     Ok(checks)
+}
+
+/// The app tier's balancer model: `n` instances that crash and recover
+/// (exponential up times of mean `mtbf`, down times of mean `mttr`), health
+/// checks every `interval` with a `timeout`, `unhealthy` failures to eject
+/// and `healthy` passes to restore, and a check's round trip `round_trip`
+/// (a check in flight when its instance crashes fails at once). Times in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Balancer {
+    pub n: u32,
+    pub mtbf: f64,
+    pub mttr: f64,
+    pub interval: f64,
+    pub timeout: f64,
+    pub unhealthy: u32,
+    pub healthy: u32,
+    pub round_trip: f64,
+}
+
+/// The mean of `f` over `[low, low + width]` (Simpson's rule, 1000 panels).
+fn mean_over(low: f64, width: f64, f: impl Fn(f64) -> f64) -> f64 {
+    let panels = 1000;
+    let h = width / f64::from(panels);
+    let sum: f64 = (0..=panels)
+        .map(|i| {
+            let weight = if i == 0 || i == panels {
+                1.0
+            } else if i % 2 == 1 {
+                4.0
+            } else {
+                2.0
+            };
+            weight * f(low + h * f64::from(i))
+        })
+        .sum();
+    sum * h / 3.0 / width
+}
+
+impl Balancer {
+    /// The ejection delay D is uniform over `[d0, d0 + interval)`: the first
+    /// failing check is sent uniformly within an interval of the crash (or
+    /// was in flight, up to a round trip before it), the last of
+    /// `unhealthy` fails `timeout` after it is sent.
+    fn ejection_low(&self) -> f64 {
+        f64::from(self.unhealthy - 1) * self.interval + self.timeout - self.round_trip
+    }
+
+    /// The restoration delay R is uniform over `[r0, r0 + interval)`: the first
+    /// check after the restart, `healthy - 1` more, each answered after a round trip.
+    fn restoration_low(&self) -> f64 {
+        f64::from(self.healthy - 1) * self.interval + self.round_trip
+    }
+
+    /// `E[D] = (unhealthy - 1/2) x interval + timeout - round trip`.
+    pub fn ejection_mean(&self) -> f64 {
+        self.ejection_low() + self.interval / 2.0
+    }
+
+    /// `E[D | the instance stayed down longer than D]`: only those are ejected.
+    pub fn ejection_mean_when_ejected(&self) -> f64 {
+        let survive = |d: f64| libm::exp(-d / self.mttr);
+        let low = self.ejection_low();
+        mean_over(low, self.interval, |d| d * survive(d)) / mean_over(low, self.interval, survive)
+    }
+
+    /// Per instance: the share of time it is up and in rotation, and down but
+    /// still in rotation (the ejection delay's share).
+    pub fn shares(&self) -> (f64, f64) {
+        let cycle = self.mtbf + self.mttr;
+        // E[min(D, X)] for X exponential of mean m, D uniform as above.
+        let truncated = |m: f64, low: f64| m * (1.0 - mean_over(low, self.interval, |d| libm::exp(-d / m)));
+        let ejected = mean_over(self.ejection_low(), self.interval, |d| libm::exp(-d / self.mttr));
+        let up_in = self.mtbf - ejected * truncated(self.mtbf, self.restoration_low());
+        (up_in / cycle, truncated(self.mttr, self.ejection_low()) / cycle)
+    }
+
+    /// A balancer that retries on every instance in rotation: a request fails
+    /// only when none in rotation is up: 1 - (1 - a')^n, a' the up-and-in-rotation share.
+    pub fn retrying_availability(&self) -> f64 {
+        1.0 - libm::pow(1.0 - self.shares().0, f64::from(self.n))
+    }
+
+    /// The ideal: 1 - (1 - a)^n with a = MTBF / (MTBF + MTTR) (instant ejection and restoration).
+    pub fn ideal_availability(&self) -> f64 {
+        1.0 - libm::pow(self.mttr / (self.mtbf + self.mttr), f64::from(self.n))
+    }
+
+    /// Without retries, a request goes to one instance in rotation, chosen
+    /// evenly: the mean over the instances' joint states of (up in rotation)
+    /// / (in rotation), and lost when none is in rotation.
+    pub fn single_try_availability(&self) -> f64 {
+        let (up, dead) = self.shares();
+        let out = 1.0 - up - dead;
+        let n = self.n;
+        let mut total = 0.0;
+        for ups in 0..=n {
+            for deads in 0..=(n - ups) {
+                if ups == 0 {
+                    continue;
+                }
+                let ways = binomial(n, ups) * binomial(n - ups, deads);
+                let probability = ways
+                    * libm::pow(up, f64::from(ups))
+                    * libm::pow(dead, f64::from(deads))
+                    * libm::pow(out, f64::from(n - ups - deads));
+                total += probability * f64::from(ups) / f64::from(ups + deads);
+            }
+        }
+        total
+    }
+}
+
+fn binomial(n: u32, k: u32) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * f64::from(n - i) / f64::from(i + 1))
+}
+
+/// The balancer of the calibration scenarios.
+pub const BALANCER: Balancer = Balancer {
+    n: 3,
+    mtbf: 8.0,
+    mttr: 2.0,
+    interval: 0.1,
+    timeout: 0.05,
+    unhealthy: 3,
+    healthy: 2,
+    // With 1ms links: a connection (SYN, SYN-ACK), the check, its answer.
+    round_trip: 0.004,
+};
+
+/// 6. The app tier's load balancer over crashing instances: the time to eject
+///    one, and availability with and without retries on other instances.
+fn app_tier(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
+    let b = BALANCER;
+    // 30s a seed at the short scale: the app tier costs more per simulated
+    // second than the other models, and `cargo test` runs the short scale.
+    let seconds = 30 * scale.length;
+    let setup = Setup { scale, seconds };
+    let scenario = |retries: u32| {
+        format!(
+            "name = \"theory: app tier, {retries} retries\"\nsystem = \"app-tier\"\nduration = \"{seconds}s\"\nheal = \"1s\"\n\
+             [network]\nlatency = \"1ms\"\n\
+             [knobs]\ninstances = {n}\nhealth_check = \"liveness\"\ncheck_interval = \"{interval}ms\"\n\
+             check_timeout = \"{timeout}ms\"\nunhealthy_after = {u}\nhealthy_after = {h}\nretries = {retries}\n\
+             attempt_timeout = \"50ms\"\npanic_threshold = 0\n\
+             [workload]\nclients = 2\nrate = \"50/s\"\ndeadline = \"1s\"\n\
+             [chaos]\ncrash = {{ hosts = [\"app-*\"], mtbf = \"{mtbf}s\", mttr = \"{mttr}s\" }}\n\
+             [metrics]\nprobe_interval = \"0s\"\n",
+            n = b.n,
+            interval = b.interval * 1000.0,
+            timeout = b.timeout * 1000.0,
+            u = b.unhealthy,
+            h = b.healthy,
+            mtbf = b.mtbf,
+            mttr = b.mttr,
+        )
+    };
+    let single = runs(&load("theory/app-tier-single.toml", &scenario(0))?, scale, jobs);
+    let retrying = runs(&load("theory/app-tier-retrying.toml", &scenario(b.n - 1))?, scale, jobs);
+    let parameters = format!(
+        "n {}, MTBF {}s, MTTR {}s; checks every {}ms, timeout {}ms, eject after {}, restore after {}",
+        b.n,
+        b.mtbf,
+        b.mttr,
+        b.interval * 1000.0,
+        b.timeout * 1000.0,
+        b.unhealthy,
+        b.healthy
+    );
+    let eject = |r: &RunReport| r.system_figures.get("eject_ms").copied().unwrap_or(f64::NAN) / 1000.0;
+    let availability = |reports: &[RunReport]| reports.iter().map(|r| r.metrics.availability).collect::<Vec<_>>();
+    Ok(vec![
+        setup.check(
+            "app tier: time to eject a crashed instance",
+            "E[D] = (u - 1/2) I + timeout - rtt",
+            &format!("{parameters}; rtt {}ms (mean over ejected crashes)", b.round_trip * 1000.0),
+            b.ejection_mean_when_ejected(),
+            &single.iter().map(eject).collect::<Vec<_>>(),
+            "s",
+        ),
+        setup.check(
+            "app tier: availability, retrying on every instance",
+            "1 - (1 - a')^n",
+            &format!(
+                "{parameters}; a' = up and in rotation = {:.4} (ideal 1 - (1 - a)^n = {:.2}% with a = {})",
+                b.shares().0,
+                b.ideal_availability() * 100.0,
+                b.mtbf / (b.mtbf + b.mttr)
+            ),
+            b.retrying_availability(),
+            &availability(&retrying),
+            "%",
+        ),
+        setup.check(
+            "app tier: availability, one try (loss to the ejection delay)",
+            "sum P(k up, j dead in rotation) k / (k + j)",
+            &format!("{parameters}; dead in rotation {:.4} of the time", b.shares().1),
+            b.single_try_availability(),
+            &availability(&single),
+            "%",
+        ),
+    ])
 }
 
 fn show(value: f64, unit: &str) -> String {

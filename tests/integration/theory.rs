@@ -16,7 +16,7 @@ fn measured_figures_agree_with_theory() {
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let checks = theory::run_all(scale, jobs).expect("the theory scenarios are valid");
     let table = theory::markdown(&checks, scale);
-    assert_eq!(checks.len(), 11, "{table}");
+    assert_eq!(checks.len(), 14, "{table}");
     for check in &checks {
         assert!(check.passed, "{} is off:\n{table}", check.name);
         assert!(check.measured.n as u64 == scale.seeds, "{table}");
