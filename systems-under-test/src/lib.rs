@@ -20,6 +20,7 @@ pub mod cache;
 pub mod calibration;
 pub mod echo;
 pub mod kit;
+pub mod queue;
 pub mod theory;
 
 use faultline_harness::{Registry, SystemEntry};
@@ -31,6 +32,7 @@ pub fn registry() -> Registry {
         .with(SystemEntry::of::<cache::Cache>())
         .with(SystemEntry::of::<calibration::Calibration>())
         .with(SystemEntry::of::<echo::Echo>())
+        .with(SystemEntry::of::<queue::Queue>())
 }
 
 #[cfg(test)]
