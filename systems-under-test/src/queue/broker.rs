@@ -21,6 +21,7 @@ use std::time::Duration;
 use faultline_harness::history::nanos;
 use faultline_harness::system::HostResult;
 use faultline_harness::{EventSink, HostContext, Nanos};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
@@ -28,6 +29,7 @@ use super::knobs::Queue;
 use super::ledger::{Ledger, Record};
 use super::protocol::{BrokerReply, BrokerRequest, DeadReason, Delivery, JobId, QueueEvent, RunOutcome, BROKER_PORT};
 use crate::kit::disk::{Fsync, Log};
+use crate::kit::retry::Jitter;
 use crate::kit::serve;
 
 /// Where the broker keeps its log.
@@ -212,7 +214,14 @@ impl Broker {
         }
         let backoff = self.config.retry_backoff();
         let previous = if previous == 0 { self.config.backoff_base.0 } else { Duration::from_nanos(previous) };
-        let delay = backoff.delay(attempts, previous, &mut self.rng.borrow_mut());
+        let delay = if self.config.jitter == Jitter::Decorrelated && !self.config.decorrelated_cap {
+            // The planted flaw: AWS's decorrelated jitter without its min(cap, ·).
+            let low = self.config.backoff_base.0.as_secs_f64();
+            let high = (previous.as_secs_f64() * 3.0).max(low);
+            Duration::from_secs_f64(self.rng.borrow_mut().random_range(low..=high))
+        } else {
+            backoff.delay(attempts, previous, &mut self.rng.borrow_mut())
+        };
         let (delay_ns, previous_ns) = (nanos(delay), nanos(previous));
         let record = Record::Delayed { job, token, attempts, delay: delay_ns, ready_at: now() + delay_ns };
         (record, QueueEvent::Delayed { job, token, retry: attempts, delay_ns, previous_ns, error })

@@ -10,13 +10,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use faultline_harness::fault::{Action, PlannedFault};
 use faultline_harness::history::nanos;
 use faultline_harness::system::Unjudged;
 use faultline_harness::{CheckContext, CheckResult, Nanos, Outcome, Violation};
 
 use super::knobs::Queue;
 use super::protocol::{
-    DeadReason, JobId, JobState, JobView, QueueEvent, QueueOp, QueueRes, RecoveredJob, API, BROKER, SINK,
+    request_id, DeadReason, JobId, JobState, JobView, QueueEvent, QueueOp, QueueRes, RecoveredJob, SubmitAnswer, API,
+    BROKER, SINK,
 };
 
 /// A scheduled wake-up lands on the first tick at or after its time, and a
@@ -24,7 +26,7 @@ use super::protocol::{
 /// its backoff's end.
 pub const READY_SLACK: Nanos = 101_000_000;
 
-/// The api answers within `broker_timeout` plus this (its own hops).
+/// The api answers within `api_timeout` plus this (its own hops).
 pub const ANSWER_SLACK: Nanos = 50_000_000;
 
 /// The window of the sink's load figures and SLO, and how long after a
@@ -404,8 +406,9 @@ pub fn check_backoff_envelope(queue: &Queue, context: &CheckContext<'_, Queue>) 
 
 /// `bounded-queue`: the jobs not yet terminal never outnumber `capacity`
 /// (by the replay of the broker's events, and by its own count), and every
-/// submit the api received got its answer within `broker_timeout` (unless
-/// the api went down first).
+/// submit the api received got its answer: within `api_timeout`, and before
+/// its client gave up (unless the api went down first; a request the
+/// network lost before the api, or an answer it lost after, is outside).
 pub fn check_bounded_queue(queue: &Queue, context: &CheckContext<'_, Queue>) -> Vec<Violation> {
     let mut violations = Vec::new();
     if let Some(capacity) = queue.capacity {
@@ -449,42 +452,76 @@ fn over_capacity(capacity: u32, context: &CheckContext<'_, Queue>) -> Vec<Violat
     violations
 }
 
-/// Submits the api received and did not answer in time.
-fn unanswered(queue: &Queue, context: &CheckContext<'_, Queue>) -> Vec<Violation> {
-    let bound = nanos(queue.broker_timeout.0) + ANSWER_SLACK;
-    let horizon = context.trace.last().map_or(0, |entry| entry.at);
-    let mut open: BTreeMap<u64, Nanos> = BTreeMap::new();
-    let mut violations = Vec::new();
+/// A submit as the api saw it: when it arrived, and when (and how) it was answered.
+#[derive(Clone, Copy, Debug)]
+struct Received {
+    at: Nanos,
+    answered: Option<(Nanos, SubmitAnswer)>,
+}
+
+/// The api's submits by request, from its events; a crash or restart of
+/// the api forgets the ones in flight (outside the promise).
+fn api_submits(context: &CheckContext<'_, Queue>) -> BTreeMap<u64, Received> {
+    let mut submits: BTreeMap<u64, Received> = BTreeMap::new();
     for entry in context.trace {
         if entry.reset_host() == Some(API) {
-            // A crash drops the requests in flight with the api: outside the promise.
-            open.clear();
+            submits.retain(|_, received| received.answered.is_some());
             continue;
         }
         match (entry.source.as_str(), entry.system()) {
             (API, Some(QueueEvent::ApiSubmit { request })) => {
-                open.insert(*request, entry.at);
+                submits.insert(*request, Received { at: entry.at, answered: None });
             }
             (API, Some(QueueEvent::ApiAnswer { request, answer })) => {
-                let Some(received) = open.remove(request) else { continue };
-                if entry.at - received > bound {
-                    let message = format!(
-                        "the api answered submit {request:#x} with {answer:?} {} after receiving it; broker_timeout is {}",
-                        span(entry.at - received),
-                        queue.broker_timeout
-                    );
-                    violations.push(Violation::new(message).at(entry.at));
+                if let Some(received) = submits.get_mut(request) {
+                    received.answered.get_or_insert((entry.at, *answer));
                 }
             }
             _ => {}
         }
     }
-    for (request, received) in open {
-        if received + bound < horizon {
-            let message =
-                format!("the api received submit {request:#x} at {} and never answered it", seconds(received));
-            violations.push(Violation::new(message).at(received));
+    submits
+}
+
+/// Submits the api received and did not answer in time, or at all.
+fn unanswered(queue: &Queue, context: &CheckContext<'_, Queue>) -> Vec<Violation> {
+    let submits = api_submits(context);
+    let mut reported: BTreeSet<u64> = BTreeSet::new();
+    let mut violations = Vec::new();
+    if let Some(timeout) = queue.api_timeout {
+        let bound = nanos(timeout.0) + ANSWER_SLACK;
+        let horizon = context.trace.last().map_or(0, |entry| entry.at);
+        for (request, received) in &submits {
+            let message = match received.answered {
+                Some((at, answer)) if at - received.at > bound => format!(
+                    "the api answered submit {request:#x} with {answer:?} {} after receiving it; api_timeout is {timeout}",
+                    span(at - received.at)
+                ),
+                None if received.at + bound < horizon => {
+                    format!("the api received submit {request:#x} at {} and never answered it", seconds(received.at))
+                }
+                _ => continue,
+            };
+            reported.insert(*request);
+            violations.push(Violation::new(message).at(received.at));
         }
+    }
+    for op in &context.history.ops {
+        let request = request_id(op.client, op.seq);
+        let (QueueOp::Submit { .. }, Outcome::Timeout) = (&op.op, &op.outcome) else { continue };
+        let Some(received) = submits.get(&request) else { continue };
+        let answered_in_time = received.answered.is_some_and(|(at, _)| at <= op.completed);
+        if answered_in_time || reported.contains(&request) {
+            continue;
+        }
+        let message = format!(
+            "client {} gave up on submit {request:#x} at {}: the api had received it at {} and {}",
+            op.client,
+            seconds(op.completed),
+            seconds(received.at),
+            received.answered.map_or("never answered".to_string(), |(at, _)| format!("answered only at {}", seconds(at)))
+        );
+        violations.push(Violation::new(message).at(op.completed).ops([op.id]));
     }
     violations
 }
@@ -615,9 +652,20 @@ pub fn check_latency_slo(queue: &Queue, context: &CheckContext<'_, Queue>) -> Ch
     Ok(vec![Violation::new(message)])
 }
 
-/// When the sink came back from each outage.
+/// When the sink came back from each outage: the end of each crash of it,
+/// and of each partition that cut it off (in turmoil a connection across
+/// a partition is refused at once, as by a host whose process is down).
 fn sink_recoveries(context: &CheckContext<'_, Queue>) -> Vec<Nanos> {
-    context.down_intervals(SINK).into_iter().map(|(_, until)| until).filter(|until| *until != Nanos::MAX).collect()
+    let crashes = context.down_intervals(SINK).into_iter().map(|(_, until)| until);
+    let partitions = context
+        .faults
+        .iter()
+        .filter(|fault| matches!(fault.action, Action::Partition { .. }) && fault.touches(SINK))
+        .map(PlannedFault::end);
+    let mut ends: Vec<Nanos> = crashes.chain(partitions).filter(|until| *until != Nanos::MAX).collect();
+    ends.sort_unstable();
+    ends.dedup();
+    ends
 }
 
 /// The sink's busiest [`LOAD_WINDOW`] in the [`RECOVERY_SPAN`] after `back`,

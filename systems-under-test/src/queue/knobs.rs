@@ -65,9 +65,15 @@ pub struct Queue {
     pub sink_time: DurRange,
     pub sink_timeout: Dur,
     pub broker_timeout: Dur,
+    /// How long the api waits for the broker before it answers 503; `None`:
+    /// as long as it takes (a planted flaw: clients time out, unanswered).
+    pub api_timeout: Option<Dur>,
+    /// Decorrelated jitter keeps its cap; `false` leaves it out (a planted flaw).
+    pub decorrelated_cap: bool,
     pub settle_within: Dur,
     pub poll_ratio: f64,
-    pub recheck_ratio: f64,
+    /// Times a client reads a finished job again (after 4, 16, 64, ... of its operations).
+    pub rereads: u32,
     pub duplicate_ratio: f64,
     pub conflict_ratio: f64,
     /// The p99 of job latency (accept to terminal) must stay within this.
@@ -102,9 +108,11 @@ struct QueueKnobs {
     sink_time: Option<DurRange>,
     sink_timeout: Option<Spanned<Dur>>,
     broker_timeout: Option<Spanned<Dur>>,
+    api_timeout: Option<Spanned<toml::Value>>,
+    decorrelated_cap: Option<bool>,
     settle_within: Option<Spanned<Dur>>,
     poll_ratio: Option<Probability>,
-    recheck_ratio: Option<Probability>,
+    rereads: Option<Spanned<i64>>,
     duplicate_ratio: Option<Probability>,
     conflict_ratio: Option<Spanned<Probability>>,
     latency_slo: Option<Spanned<Dur>>,
@@ -148,9 +156,11 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Queue, InputError> {
         sink_time: raw.sink_time.unwrap_or(DurRange { min: Dur::from_millis(1), max: Dur::from_millis(2) }),
         sink_timeout: knobs.positive(&raw.sink_timeout, Dur::from_millis(500), "sink_timeout")?,
         broker_timeout: knobs.positive(&raw.broker_timeout, Dur::from_millis(500), "broker_timeout")?,
+        api_timeout: api_timeout(knobs, &raw.api_timeout)?,
+        decorrelated_cap: raw.decorrelated_cap.unwrap_or(true),
         settle_within: knobs.positive(&raw.settle_within, Dur::from_secs(5), "settle_within")?,
         poll_ratio: raw.poll_ratio.map_or(0.5, |p| p.0),
-        recheck_ratio: raw.recheck_ratio.map_or(0.1, |p| p.0),
+        rereads: knobs.count(&raw.rereads, 2, 0..=5, "rereads")?,
         duplicate_ratio,
         conflict_ratio,
         latency_slo: match &raw.latency_slo {
@@ -196,6 +206,20 @@ fn limit(
         toml::Value::Integer(n) => Err(knobs
             .error(value.span(), format!("{name} must be between 1 and 1000000, found {n} (\"{word}\" for no limit)"))),
         other => Err(knobs.error(value.span(), format!("{name} must be a count or \"{word}\", found {other}"))),
+    }
+}
+
+/// A duration above zero, or "none" for no deadline; 500ms when absent.
+fn api_timeout(knobs: &Knobs<'_>, value: &Option<Spanned<toml::Value>>) -> Result<Option<Dur>, InputError> {
+    let Some(value) = value else { return Ok(Some(Dur::from_millis(500))) };
+    match value.get_ref() {
+        toml::Value::String(text) if text == "none" => Ok(None),
+        toml::Value::String(text) => match Dur::parse(text) {
+            Ok(duration) if !duration.0.is_zero() => Ok(Some(duration)),
+            Ok(_) => Err(knobs.error(value.span(), "api_timeout must be longer than zero (\"none\" for no deadline)")),
+            Err(error) => Err(knobs.error(value.span(), format!("api_timeout: {error}"))),
+        },
+        other => Err(knobs.error(value.span(), format!("api_timeout must be a duration or \"none\", found {other}"))),
     }
 }
 
@@ -334,6 +358,8 @@ mod tests {
         assert!(error("sink_capacity = 0").contains("sink_capacity must be between 1 and 1000000"));
         assert!(error("workers = 0").contains("workers must be between 1 and 16"));
         assert!(error("latency_slo = \"0s\"").contains("latency_slo must be longer than zero"));
+        assert!(error("api_timeout = \"0s\"").contains("api_timeout must be longer than zero"));
+        assert!(error("api_timeout = 5").contains("api_timeout must be a duration or \"none\""));
     }
 
     #[test]
@@ -345,6 +371,8 @@ mod tests {
         assert_eq!(queue.work_time, WorkTime::Exponential(Dur::from_secs(1)));
         let fixed = queue.retry_backoff();
         assert_eq!(fixed.ceiling(1), fixed.ceiling(7));
+        let waits = configure_from("api_timeout = \"none\"\ndecorrelated_cap = false").unwrap();
+        assert_eq!((waits.api_timeout, waits.decorrelated_cap), (None, false));
         let slo = configure_from("sink_load_slo = \"300/s\"\nlatency_slo = \"2s\"").unwrap();
         assert_eq!((slo.sink_load_slo, slo.latency_slo), (Some(300.0), Some(Dur::from_secs(2))));
     }

@@ -173,7 +173,20 @@ static DOC: SystemDoc = SystemDoc {
             name: "broker_timeout",
             unit: "duration",
             default: "500ms",
-            about: "how long the api and a worker's requests wait for the broker",
+            about: "how long a worker's requests wait for the broker (a long poll waits 500ms more)",
+        },
+        KnobDoc {
+            name: "api_timeout",
+            unit: "duration or \"none\"",
+            default: "500ms",
+            about: "how long the api waits for the broker before it answers 503; \"none\" waits as long as it takes \
+                    (a planted flaw: clients time out unanswered)",
+        },
+        KnobDoc {
+            name: "decorrelated_cap",
+            unit: "bool",
+            default: "true",
+            about: "false leaves backoff_cap out of decorrelated jitter (a planted flaw backoff-envelope finds)",
         },
         KnobDoc {
             name: "settle_within",
@@ -189,10 +202,10 @@ static DOC: SystemDoc = SystemDoc {
             about: "share of a client's operations that look up a job's status (else it submits)",
         },
         KnobDoc {
-            name: "recheck_ratio",
-            unit: "probability",
-            default: "0.1",
-            about: "share of look-ups that read a finished job again",
+            name: "rereads",
+            unit: "count",
+            default: "2",
+            about: "times a client reads a finished job's status again, after 4, 16, 64, ... of its operations (0 to 5)",
         },
         KnobDoc {
             name: "duplicate_ratio",
@@ -260,23 +273,49 @@ static DOC: SystemDoc = SystemDoc {
     ],
 };
 
-/// Jobs a client reads again after they finished: the last few.
-const FINISHED_KEPT: usize = 8;
+/// A client reads a finished job again after this many of its own
+/// operations, then after four times as many, and so on.
+const REREAD_FIRST_GAP: u64 = 4;
+
+/// A finished job a client will read again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reread {
+    pub job: JobId,
+    /// At the client's operation number `due`, or the first after it.
+    pub due: u64,
+    pub gap: u64,
+    pub left: u32,
+}
 
 /// A workload client: the jobs it submitted that it has not seen finish,
-/// polled in turn, and the last few it saw finish.
+/// polled in turn, and the finished ones it will read again (as a
+/// dashboard does), so a final status that changes later is seen.
 #[derive(Debug, Default)]
 pub struct Client {
     pub index: u32,
+    /// Operations so far.
+    pub ops: u64,
     /// Submits so far (a key's low bits).
     pub submitted: u64,
     /// The last submit's key and payload (for duplicates and conflicts).
     pub last: Option<(u64, u64)>,
     pub pending: VecDeque<JobId>,
-    pub finished: VecDeque<JobId>,
+    pub rereads: VecDeque<Reread>,
 }
 
 impl Client {
+    /// A finished job due to be read again, if any; it is scheduled again
+    /// at four times the gap while it has reads left.
+    fn reread(&mut self) -> Option<JobId> {
+        let at = self.rereads.iter().position(|r| r.due <= self.ops)?;
+        let due = self.rereads.remove(at).expect("found");
+        if due.left > 1 {
+            let gap = due.gap * 4;
+            self.rereads.push_back(Reread { job: due.job, due: self.ops + gap, gap, left: due.left - 1 });
+        }
+        Some(due.job)
+    }
+
     /// A new job: a fresh key, or (by the ratios) the last job again or the
     /// last key with another payload.
     fn submit(&mut self, queue: &Queue, rng: &mut ChaCha8Rng) -> QueueOp {
@@ -335,7 +374,7 @@ impl System for Queue {
             Invariant {
                 name: BOUNDED_QUEUE,
                 about: "the queue never holds more than capacity; every submit the api received was answered \
-                        (202, 429 or 503) within broker_timeout, never dropped",
+                        (202, 429 or 503) within api_timeout, and before its client gave up, never dropped",
                 check: |queue, context| Ok(check_bounded_queue(queue, context)),
             },
             Invariant {
@@ -386,13 +425,12 @@ impl System for Queue {
         Client { index, ..Client::default() }
     }
 
-    /// A look-up (by `poll_ratio`) of the next unfinished job in turn, or
-    /// (by `recheck_ratio`) of a finished one; else a new job.
+    /// A finished job's status again when one is due; else a look-up (by
+    /// `poll_ratio`) of the next unfinished job in turn; else a new job.
     fn next_op(&self, client: &mut Client, rng: &mut ChaCha8Rng) -> QueueOp {
+        client.ops += 1;
         let poll = rng.random_bool(self.poll_ratio);
-        let recheck = rng.random_bool(self.recheck_ratio);
-        if poll && recheck && !client.finished.is_empty() {
-            let job = client.finished[rng.random_range(0..client.finished.len())];
+        if let Some(job) = client.reread() {
             return QueueOp::Status { job };
         }
         if poll {
@@ -413,9 +451,9 @@ impl System for Queue {
             {
                 if let Some(at) = client.pending.iter().position(|pending| pending == job) {
                     client.pending.remove(at);
-                    client.finished.push_back(*job);
-                    if client.finished.len() > FINISHED_KEPT {
-                        client.finished.pop_front();
+                    if self.rereads > 0 {
+                        let (due, gap) = (client.ops + REREAD_FIRST_GAP, REREAD_FIRST_GAP);
+                        client.rereads.push_back(Reread { job: *job, due, gap, left: self.rereads });
                     }
                 }
             }

@@ -26,6 +26,13 @@ pub const ID_INCARNATION_SHIFT: u32 = 40;
 /// "unknown", fast, from the api and the broker both.
 pub const PROBE_JOB: JobId = u64::MAX;
 
+/// The name of a client's operation, for the api's events: client index and
+/// sequence number.
+pub fn request_id(client: u32, seq: u64) -> u64 {
+    assert!(seq < 1 << 32, "a client sends fewer than 2^32 operations");
+    (u64::from(client) << 32) | seq
+}
+
 /// The name of worker host `index` (from 1).
 pub fn worker_host(index: u32) -> String {
     assert!(index >= 1, "workers are numbered from 1");

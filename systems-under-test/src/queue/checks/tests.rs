@@ -6,8 +6,8 @@ use faultline_harness::units::Dur;
 use faultline_harness::{History, Operation};
 
 use super::*;
+use crate::queue::protocol::request_id;
 use crate::kit::retry::Jitter;
-use crate::queue::protocol::SubmitAnswer;
 
 const MS: Nanos = 1_000_000;
 const S: Nanos = 1_000_000_000;
@@ -286,14 +286,52 @@ fn bounded_queue_wants_every_submit_the_api_received_answered_in_time() {
         crash(950, API),
         restart(2_000, API),
         api(2_100, QueueEvent::ApiSubmit { request: 5 }),
-        // A submit received less than broker_timeout before the run's end is not judged.
+        // A submit received less than api_timeout before the run's end is not judged.
         api(4_800, QueueEvent::ApiSubmit { request: 6 }),
         answered(5_000, 99),
     ];
     let found = bounded(&queue_unbounded(), &trace);
     assert_eq!(found.len(), 2, "{found:?}");
-    assert!(found[0].contains("answered submit 0x2 with Full 680ms after receiving it; broker_timeout is 500ms"));
+    assert!(found[0].contains("answered submit 0x2 with Full 680ms after receiving it; api_timeout is 500ms"));
     assert!(found[1].contains("received submit 0x5 at 2.100s and never answered it"), "{found:?}");
+}
+
+#[test]
+fn bounded_queue_wants_an_answer_before_the_client_gives_up_even_without_api_timeout() {
+    let waits = Queue { api_timeout: None, ..queue_unbounded() };
+    let submit = |seq: u64, completed_ms: u64, outcome| Operation {
+        id: seq as usize,
+        client: 1,
+        seq,
+        op: QueueOp::Submit { key: seq, payload: 1 },
+        intended: 0,
+        invoked: 0,
+        completed: completed_ms * MS,
+        outstanding: 0,
+        outcome,
+    };
+    let api = |ms, event| at(ms, API, event);
+    let answer = |request| QueueEvent::ApiAnswer { request, answer: SubmitAnswer::Unavailable };
+    // Submit 3 never reached the api (the network lost it): outside the promise.
+    let (hung, late, lost_answer) = (request_id(1, 0), request_id(1, 1), request_id(1, 2));
+    let trace = vec![
+        api(10, QueueEvent::ApiSubmit { request: hung }),
+        api(20, QueueEvent::ApiSubmit { request: late }),
+        api(30, QueueEvent::ApiSubmit { request: lost_answer }),
+        api(40, answer(lost_answer)),
+        api(3_000, answer(late)),
+    ];
+    let history = History::new(vec![
+        submit(0, 1_010, Outcome::Timeout),
+        submit(1, 1_020, Outcome::Timeout),
+        submit(2, 1_030, Outcome::Timeout),
+        submit(3, 1_040, Outcome::Timeout),
+    ]);
+    let context = CheckContext { history: &history, trace: &trace, faults: &[], heal_at: 5 * S, end: 9 * S };
+    let found = messages(&check_bounded_queue(&waits, &context));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains("client 1 gave up on submit 0x100000000 at 1.010s: the api had received it at 0.010s and never answered"));
+    assert!(found[1].contains("answered only at 3.000s"), "{found:?}");
 }
 
 fn view(state: Option<JobState>, attempts: u32, effect: Option<u64>, at_ms: u64) -> JobView {
