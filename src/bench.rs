@@ -7,6 +7,8 @@
 //! clock; it never runs inside a simulation.
 #![allow(clippy::disallowed_methods)]
 
+mod bare;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +106,42 @@ pub fn run(registry: &Registry, seeds: u64, jobs: usize) -> Result<(), InputErro
     println!("| probe every 1ms against every 100ms (echo) | {:.2}x slower |", single[0] / single[2]);
     println!("| no probe against a 100ms probe (echo) | {:.2}x faster |", single[3] / single[0]);
     println!("| cache (9 hosts) against echo (4 hosts) | {:.2}x slower |", single[0] / single[4]);
+    print_floor(&loaded[0].1, seeds);
     println!("\nPeak resident memory of the whole benchmark process: {}.", peak_memory());
     Ok(())
+}
+
+/// The echo case against the same exchange in bare turmoil (src/bench/bare.rs),
+/// one thread, alternating seed by seed so that both see the same machine.
+fn print_floor(echo: &Arc<Loaded>, seeds: u64) {
+    let shape = bare::Shape {
+        seconds: 22,
+        tick: Duration::from_millis(1),
+        clients: 2,
+        rate_per_s: 200.0,
+        deadline: Duration::from_millis(500),
+        probe_every: Some(Duration::from_millis(100)),
+    };
+    let options = RunOptions::default();
+    // One of each first, so neither pays for warming caches.
+    let _ = faultline_harness::drive::run_seed(echo, 1, options);
+    let _ = bare::run(shape, 1);
+    let (mut harness, mut floor) = (Duration::ZERO, Duration::ZERO);
+    for seed in 1..=seeds {
+        let started = Instant::now();
+        let report = faultline_harness::drive::run_seed(echo, seed, options);
+        harness += started.elapsed();
+        assert!(report.aborted.is_none(), "the echo case ran to its end");
+        let started = Instant::now();
+        let _answered = bare::run(shape, seed);
+        floor += started.elapsed();
+    }
+    let simulated = (shape.seconds * seeds) as f64;
+    let (harness, floor) = (simulated / harness.as_secs_f64(), simulated / floor.as_secs_f64());
+    println!("\nfaultline against bare turmoil (the echo case's exchange, 1 thread, alternating seeds):\n");
+    println!("| program | simulated s per wall s |");
+    println!("|---|---|");
+    println!("| faultline: echo, 4 hosts, 1ms tick, probe every 100ms | {harness:.0} |");
+    println!("| bare turmoil: the same hosts, exchange and service code, nothing recorded | {floor:.0} |");
+    println!("| harness overhead (bare / faultline) | {:.3}x |", floor / harness);
 }

@@ -334,16 +334,33 @@ fn print_found(results: &[ScenarioResult]) {
     }
     println!("\nexpected violations found (known flaws, as the scenarios claim):");
     for result in found {
-        let seeds: Vec<String> = result.found_seeds().map(|r| r.seed.to_string()).collect();
-        let more =
-            if seeds.len() > SEEDS_SHOWN { format!(" and {} more", seeds.len() - SEEDS_SHOWN) } else { String::new() };
-        let shown = seeds[..seeds.len().min(SEEDS_SHOWN)].join(", ");
-        println!("  {}: {} in seeds {shown}{more}", result.file, result.expect);
-        let first = result.found_seeds().next().expect("non-empty");
-        if let Some(violation) = first.violations.first() {
-            println!("    e.g. {violation}");
+        let expected = result.reports.first().map(|r| r.expected.clone()).unwrap_or_default();
+        // Each expected violation with the seeds that found it (a seed that
+        // failed on something else does not count), so a list of several
+        // never claims one that no seed found.
+        for name in &expected {
+            let finders: Vec<&RunReport> = result
+                .reports
+                .iter()
+                .filter(|r| !r.outcome.failed() && r.violation_counts.contains_key(name))
+                .collect();
+            let Some(first) = finders.first() else {
+                println!("  {}: violation:{name} in no seed", result.file);
+                continue;
+            };
+            let seeds: Vec<String> = finders.iter().map(|r| r.seed.to_string()).collect();
+            let more = if seeds.len() > SEEDS_SHOWN {
+                format!(" and {} more", seeds.len() - SEEDS_SHOWN)
+            } else {
+                String::new()
+            };
+            let shown = seeds[..seeds.len().min(SEEDS_SHOWN)].join(", ");
+            println!("  {}: violation:{name} in seeds {shown}{more}", result.file);
+            if let Some(violation) = first.violations.iter().find(|v| v.invariant == *name) {
+                println!("    e.g. {violation}");
+            }
+            println!("    reproduce: {}", first.replay_command());
         }
-        println!("    reproduce: {}", first.replay_command());
     }
 }
 

@@ -34,6 +34,7 @@ pub const LIVENESS_EVIDENCE_MIN: usize = 5;
 /// What the checks of one run found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Checked {
+    /// Every violation found, each with its invariant's name set.
     pub violations: Vec<Violation>,
     /// Checks that could not reach a verdict: (invariant, why).
     pub unjudged: Vec<(String, String)>,
@@ -103,8 +104,12 @@ fn undocumented_events<S: System>(recording: &Recording<S>) -> Vec<String> {
 /// whether it was served, and the operation's id (probes have none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Evidence {
+    /// When the request was meant to start ([`Operation::intended`](crate::history::Operation::intended)),
+    /// or when the probe was sent.
     pub intended: Nanos,
+    /// Was it answered before its deadline, fresh or degraded?
     pub served: bool,
+    /// The operation's id in the history; `None` for a probe.
     pub op: Option<usize>,
 }
 

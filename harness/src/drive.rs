@@ -15,6 +15,9 @@ use crate::recording::{first_divergence, Versions};
 use crate::registry::{Keep, Loaded, Ran};
 use crate::run::panic_message;
 
+/// How to run one seed: what to keep beyond the report, the wall-clock
+/// limit, and whether to run it twice. The default keeps nothing extra, sets
+/// no limit and runs once.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
     /// Keep the digest's records and a merged timeline (for `--trace` and

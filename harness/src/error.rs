@@ -16,11 +16,15 @@ pub struct InputError {
     /// 1-based line and column; `None` when the mistake has no single place
     /// (a file that cannot be read, a missing key).
     pub position: Option<(usize, usize)>,
+    /// What is wrong, lowercase, without a trailing period.
     pub message: String,
+    /// The fix, when there is one to suggest (the nearest valid key, the
+    /// valid values); printed on a line of its own after `help:`.
     pub help: Option<String>,
 }
 
 impl InputError {
+    /// An error about `file` as a whole, with no position.
     pub fn new(file: impl Into<String>, message: impl Into<String>) -> InputError {
         InputError { file: file.into(), position: None, message: message.into(), help: None }
     }
@@ -35,6 +39,7 @@ impl InputError {
         }
     }
 
+    /// The same error with a help line.
     pub fn with_help(mut self, help: impl Into<String>) -> InputError {
         self.help = Some(help.into());
         self

@@ -14,12 +14,17 @@ use crate::units::{Dur, DurRange};
 /// One fault of a plan, at a concrete time, on concrete hosts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlannedFault {
+    /// Its number in the plan, from 0 in start order: trace entries
+    /// (`FaultStart`, `FaultEnd`) and printed plans name the fault by it.
     pub id: u32,
-    /// Where it came from: "fault[2]" (the third `[[fault]]`) or "chaos.crash".
+    /// Where it came from: `fault[2]` (the third `[[fault]]`) or `chaos.crash`.
     pub origin: String,
+    /// When it starts, counted from the start of the run (the `[[fault]]` key
+    /// `at`, or a generator's draw).
     pub at: Dur,
     /// When it ends (at the latest the heal phase); `None` for an instantaneous restart.
     pub until: Option<Dur>,
+    /// What it does and to which hosts.
     pub action: Action,
 }
 
@@ -52,15 +57,61 @@ impl PlannedFault {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    Partition { a: Vec<String>, b: Vec<String>, oneway: bool },
-    Latency { a: Vec<String>, b: Vec<String>, latency: DurRange },
-    Loss { a: Vec<String>, b: Vec<String>, rate: f64 },
-    Clog { a: Vec<String>, b: Vec<String> },
-    Crash { hosts: Vec<String> },
-    Restart { hosts: Vec<String> },
+    /// Messages on the links are dropped, in flight ones too (turmoil's
+    /// `partition`, or `partition_oneway`).
+    Partition {
+        /// One side: host names.
+        a: Vec<String>,
+        /// The other side: host names.
+        b: Vec<String>,
+        /// Cut only messages from `a` to `b` (the `[[fault]]` key `oneway`).
+        oneway: bool,
+    },
+    /// The links' latency range becomes `latency` while the fault lasts; of
+    /// two latency faults on one link, the later-started wins.
+    Latency {
+        /// One side: host names.
+        a: Vec<String>,
+        /// The other side: host names.
+        b: Vec<String>,
+        /// The one-way latency of each message on the links, drawn from this range.
+        latency: DurRange,
+    },
+    /// Each message on the links fails with probability `rate` (turmoil's
+    /// per-link `fail_rate`); of two loss faults on one link, the higher rate wins.
+    Loss {
+        /// One side: host names.
+        a: Vec<String>,
+        /// The other side: host names.
+        b: Vec<String>,
+        /// The chance that a message fails, from 0 to 1.
+        rate: f64,
+    },
+    /// Messages on the links are held, then all delivered when the fault ends
+    /// (turmoil's `hold` and `release`).
+    Clog {
+        /// One side: host names.
+        a: Vec<String>,
+        /// The other side: host names.
+        b: Vec<String>,
+    },
+    /// The hosts' software stops and loses its memory and unsynced disk
+    /// writes; it starts again when the fault ends.
+    Crash {
+        /// The hosts that go down.
+        hosts: Vec<String>,
+    },
+    /// The hosts' software is stopped and started at once (turmoil's
+    /// `bounce`); a host that is down is skipped.
+    Restart {
+        /// The hosts restarted.
+        hosts: Vec<String>,
+    },
 }
 
 impl Action {
+    /// Its kind as scenario files name it (`partition`, `crash`, ...), as in
+    /// the `[[fault]]` key `kind` and serialised plans.
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Partition { .. } => "partition",

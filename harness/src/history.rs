@@ -36,6 +36,7 @@ pub enum Outcome<R> {
 }
 
 impl<R> Outcome<R> {
+    /// Which of the four ways it ended, without the answer.
     pub fn class(&self) -> OutcomeClass {
         match self {
             Outcome::Ok(_) => OutcomeClass::Ok,
@@ -54,12 +55,18 @@ impl<R> Outcome<R> {
     }
 }
 
+/// How an operation ended, without its answer: the variants of [`Outcome`],
+/// which metrics count and reports name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeClass {
+    /// A fresh answer ([`Outcome::Ok`]).
     Ok,
+    /// A fallback answer ([`Outcome::Degraded`]).
     Degraded,
+    /// An error from the system or the transport ([`Outcome::Failed`]).
     Failed,
+    /// No answer by the deadline ([`Outcome::Timeout`]).
     Timeout,
 }
 
@@ -75,10 +82,12 @@ impl OutcomeClass {
 pub struct Operation<O, R> {
     /// Index in [`History::ops`]; violations name operations by it.
     pub id: usize,
+    /// The workload client that sent it: `n` for host `client-n`.
     pub client: u32,
     /// The client's own sequence number: (client, seq) names the operation
     /// for the system too (an idempotency key, a lock owner).
     pub seq: u64,
+    /// What the client asked for, in the system's own operation type.
     pub op: O,
     /// When the client meant to start it: the open-loop schedule's time, or
     /// for a closed-loop session, when its think time ended.
@@ -92,6 +101,7 @@ pub struct Operation<O, R> {
     /// it was sent. With Poisson arrivals their mean is the time-average
     /// number in flight (PASTA), which the Little's-law check uses.
     pub outstanding: u32,
+    /// How it ended, with the answer if there was one.
     pub outcome: Outcome<R>,
 }
 
@@ -106,10 +116,13 @@ impl<O, R> Operation<O, R> {
 /// Every client operation of a run, ordered by (intended start, client, seq).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct History<O, R> {
+    /// The operations, in that order; each one's `id` is its index here.
     pub ops: Vec<Operation<O, R>>,
 }
 
 impl<O, R> History<O, R> {
+    /// A history of `ops` in any order: sorts them by (intended start,
+    /// client, seq) and numbers them from 0 in that order.
     pub fn new(mut ops: Vec<Operation<O, R>>) -> History<O, R> {
         ops.sort_by_key(|op| (op.intended, op.client, op.seq));
         for (index, op) in ops.iter_mut().enumerate() {
@@ -123,7 +136,10 @@ impl<O, R> History<O, R> {
 /// `[metrics] probe_interval` to see whether the service is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeSample {
+    /// When the probe was sent.
     pub sent: Nanos,
+    /// When its answer came back, or its deadline (the workload's
+    /// `deadline`) passed.
     pub completed: Nanos,
     /// Up as `[metrics] probe_up` counts it: answered before the deadline
     /// (with `"fresh"`, only by a fresh answer).
@@ -205,31 +221,41 @@ pub const HARNESS: &str = "harness";
 pub enum Happening<E> {
     /// A planned fault started (its id in the plan, and what it does).
     FaultStart {
+        /// The fault's id in the plan (`PlannedFault::id`).
         fault: u32,
+        /// The fault's action as text, e.g. `partition [db] | [app-1]`.
         what: String,
     },
+    /// A planned fault ended (its end time, or the heal phase).
     FaultEnd {
+        /// The fault's id in the plan.
         fault: u32,
+        /// The fault's action as text.
         what: String,
     },
     /// A host's software was stopped by a fault; its memory is lost.
     HostCrash {
+        /// The host crashed.
         host: String,
     },
     /// A host's software was started again (a fault's end, or a restart).
     HostRestart {
+        /// The host started.
         host: String,
     },
     /// A restart fault found the host down and did nothing.
     HostRestartSkipped {
+        /// The host that was down.
         host: String,
     },
     /// The system started a host of its pool (it was down).
     PoolStart {
+        /// The host started.
         host: String,
     },
     /// The system stopped a host of its pool (its memory is lost).
     PoolStop {
+        /// The host stopped.
         host: String,
     },
     /// Every fault is off from here: the heal phase.
@@ -241,9 +267,11 @@ pub enum Happening<E> {
 /// One entry of the trace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceEvent<E> {
+    /// When it happened.
     pub at: Nanos,
     /// The host that reported it, or [`HARNESS`] for faults and phases.
     pub source: String,
+    /// What happened.
     pub event: Happening<E>,
 }
 
@@ -325,9 +353,14 @@ fn fields<E: Serialize + fmt::Debug>(event: &E) -> String {
 /// invocation or completion, with its kind and detail as text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceLine {
+    /// When it happened.
     pub at: Nanos,
+    /// The host it came from: the reporting host, the operation's client
+    /// (`client-n`), or [`HARNESS`].
     pub source: String,
+    /// Its dotted kind name (`fault.start`, `breaker.open`, `op.invoke`, `op.ok`, ...).
     pub kind: String,
+    /// Its data as one line of text.
     pub detail: String,
 }
 
@@ -363,11 +396,13 @@ impl Violation {
         Violation { invariant: String::new(), message: message.into(), at: None, ops: Vec::new() }
     }
 
+    /// The violation, saying when it happened.
     pub fn at(mut self, at: Nanos) -> Violation {
         self.at = Some(at);
         self
     }
 
+    /// The violation, naming the operations involved by their ids in the history.
     pub fn ops(mut self, ops: impl IntoIterator<Item = usize>) -> Violation {
         self.ops = ops.into_iter().collect();
         self

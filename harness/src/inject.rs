@@ -68,6 +68,8 @@ fn pairs(a: &[String], b: &[String]) -> Vec<Pair> {
 }
 
 impl FaultState {
+    /// No fault active, every host running, every link at `base_latency`
+    /// (the scenario's `[network] latency`).
     pub fn new(base_latency: DurRange) -> FaultState {
         FaultState {
             base_latency,

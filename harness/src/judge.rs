@@ -33,23 +33,37 @@ pub enum SeedOutcome {
     NotFound,
     /// A check could not reach a verdict (too few requests, a search out of
     /// budget), and nothing failed: neither a pass nor a failure.
-    Unjudged { reasons: Vec<String> },
+    Unjudged {
+        /// One line per check that could not judge: its name and why.
+        reasons: Vec<String>,
+    },
     /// Something failed: violations, SLO breaches, or an aborted run.
-    Failed { reasons: Vec<String> },
+    Failed {
+        /// One line per failure: an abort, an unexpected invariant's
+        /// violation count, a breached SLO, an undocumented event kind.
+        reasons: Vec<String>,
+    },
 }
 
 impl SeedOutcome {
+    /// Did the seed fail (as opposed to passing, finding what was expected,
+    /// not finding it, or not judging)?
     pub fn failed(&self) -> bool {
         matches!(self, SeedOutcome::Failed { .. })
     }
 }
 
+/// One `[slo]` threshold held against one run's figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct SloResult {
+    /// The figure, as the `[slo]` key names it (`availability`, `p99_latency`, ...).
     pub metric: String,
+    /// The comparison as written, e.g. `>= 99.5%`.
     pub threshold: String,
     /// `None` when the run never measured the figure (no detection, no recovery).
     pub measured: Option<f64>,
+    /// Does the measured figure satisfy the threshold? False when nothing
+    /// was measured.
     pub met: bool,
     /// "availability >= 99.5% (measured 97.12%)".
     pub message: String,
@@ -61,31 +75,48 @@ pub struct SloResult {
 /// Everything one run produced, judged.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
+    /// The scenario file's path, as given (replay commands name it).
     pub scenario: String,
+    /// The scenario's `name`.
     pub name: String,
+    /// The seed that ran.
     pub seed: u64,
+    /// The scenario's `tick`, in milliseconds.
     pub tick_ms: u64,
     /// SHA-256 over the recording (hex, first 16 bytes).
     pub digest: String,
     /// Why the run stopped early (a panic, a host error, a hang), if it did.
     pub aborted: Option<String>,
+    /// The scenario's `[check] expect` as text: `pass`, or the expected
+    /// violations (`violation:x, violation:y`).
     pub expect: String,
     /// The invariants the scenario expects to be violated (a known flaw).
     pub expected: Vec<String>,
+    /// How the seed went against `expect`.
     pub outcome: SeedOutcome,
+    /// Did the seed pass on its own: every check held, or an expected
+    /// violation was found and nothing else failed? A seed that found no
+    /// expected violation has not passed, though the scenario may pass on
+    /// other seeds.
     pub passed: bool,
     /// At most [`VIOLATIONS_KEPT_MAX`] per invariant; `violation_counts` has them all.
     pub violations: Vec<Violation>,
+    /// Every violation found, counted by invariant.
     pub violation_counts: BTreeMap<String, usize>,
     /// Checks that could not judge, with why.
     pub unjudged: Vec<(String, String)>,
+    /// The run's figures (docs/metrics.md).
     pub metrics: Metrics,
+    /// Each `[slo]` threshold, held against `metrics`, in file order.
     pub slo: Vec<SloResult>,
     /// System events reported, by kind.
     pub reached: BTreeMap<String, u64>,
     /// The system's own figures (`System::figures`).
     pub system_figures: BTreeMap<String, f64>,
+    /// The faults this seed planned.
     pub plan: Plan,
+    /// The faultline, turmoil and rustc versions of the build that ran;
+    /// a replay with other versions may not reproduce the run.
     pub versions: Versions,
     /// The digest's input, one record a line (with `keep_records`).
     #[serde(skip)]
@@ -104,8 +135,9 @@ impl RunReport {
         replay_command(&self.scenario, self.seed)
     }
 
-    /// The invariants this run violated that the scenario did not expect, or
-    /// else the first it violated: what made it fail, for a summary line.
+    /// The invariants this run violated that the scenario did not expect:
+    /// what made it fail, for a summary line (empty when it violated only
+    /// expected ones).
     pub fn failing_invariants(&self) -> Vec<&str> {
         self.violation_counts
             .keys()
@@ -119,8 +151,8 @@ impl RunReport {
 /// (a crate's own faultline binary is not called `faultline`).
 static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Names the program in replay commands (the CLI sets it from its argv[0]
-/// once); "faultline" until then.
+/// Names the program in replay commands (the CLI sets it once, from its
+/// `argv[0]`); "faultline" until then.
 pub fn set_program(name: &str) {
     let _ = PROGRAM.set(name.to_string());
 }
@@ -130,6 +162,9 @@ pub fn program() -> &'static str {
     PROGRAM.get().map_or("faultline", String::as_str)
 }
 
+/// The command that replays `seed` of the scenario file `file`:
+/// `<program> replay <file> --seed <seed>`, the file quoted for a shell when it
+/// needs to be.
 pub fn replay_command(file: &str, seed: u64) -> String {
     format!("{} replay {} --seed {seed}", program(), shell_quote(file))
 }

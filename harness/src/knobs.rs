@@ -23,6 +23,7 @@ pub struct Knobs<'a> {
 }
 
 impl<'a> Knobs<'a> {
+    /// The knobs of the scenario file `file`, whose whole text is `source`.
     pub fn new(file: &'a str, source: &'a str) -> Knobs<'a> {
         Knobs { file, source }
     }

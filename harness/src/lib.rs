@@ -19,6 +19,9 @@
 //! The harness never names a concrete system: systems plug in through
 //! [`System`] and a [`Registry`].
 #![forbid(unsafe_code)]
+// Every public item says what it is, its unit and when it is absent: the
+// crate is read through its docs by people writing systems of their own.
+#![warn(missing_docs)]
 
 #[cfg(not(tokio_unstable))]
 compile_error!(

@@ -19,12 +19,17 @@ use crate::history::{Nanos, OutcomeClass, ProbeSample, Violation};
 /// What metrics need of one operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpSample {
+    /// The operation's kind (`System::op_kind`), for per-kind latency.
     pub kind: &'static str,
+    /// The client that sent it: `n` for `client-n`.
     pub client: u32,
+    /// When it was meant to start; latency counts from here.
     pub intended: Nanos,
+    /// When it was answered, or its deadline passed.
     pub completed: Nanos,
     /// The client's requests in flight when this one was sent.
     pub outstanding: u32,
+    /// How it ended.
     pub class: OutcomeClass,
     /// A checker named this operation in a violation: its answer was wrong.
     pub incorrect: bool,
@@ -40,15 +45,20 @@ impl OpSample {
 /// A fault's start and end, for MTTD and time to recover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultSpan {
+    /// When the fault started.
     pub start: Nanos,
+    /// When it ended (its end time, or the heal phase).
     pub end: Nanos,
 }
 
 /// Everything one run's figures are computed from.
 pub struct MeasureInput<'a> {
+    /// Every client operation, in history order.
     pub samples: &'a [OpSample],
     /// The health probe's samples, when the system has a probe.
     pub probes: Option<&'a [ProbeSample]>,
+    /// The plan's faults that last a while (restarts, which are instants,
+    /// are left out).
     pub faults: &'a [FaultSpan],
     /// Times of the system's detection events, sorted.
     pub detections: &'a [Nanos],
@@ -62,29 +72,52 @@ pub struct MeasureInput<'a> {
     pub probe_threshold: usize,
 }
 
+/// The distribution of a set of latencies, in milliseconds; every figure is 0
+/// for an empty set. Quantiles come from a histogram at three significant
+/// digits; the mean and the maximum are exact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
+    /// How many latencies were summarised.
     pub count: u64,
+    /// Their mean, in ms.
     pub mean_ms: f64,
+    /// The median, in ms.
     pub p50_ms: f64,
+    /// The 95th percentile, in ms.
     pub p95_ms: f64,
+    /// The 99th percentile, in ms.
     pub p99_ms: f64,
+    /// The 99.9th percentile, in ms.
     pub p999_ms: f64,
+    /// The largest, in ms.
     pub max_ms: f64,
 }
 
+/// One stretch of time the service was down, by the time view (the probe,
+/// or request windows).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Outage {
+    /// When it began, since the start of the run, in ms.
     pub start_ms: f64,
+    /// When it ended, since the start of the run, in ms (the run's end for an
+    /// outage that never ended).
     pub end_ms: f64,
 }
 
+/// The figures of one run; docs/metrics.md defines each. Request figures
+/// count every client operation; the time view comes from the probe or from
+/// request windows (`time_source`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Metrics {
+    /// Client operations sent.
     pub requests: u64,
+    /// Operations answered fresh, right or wrong.
     pub ok: u64,
+    /// Operations answered with a fallback, right or wrong.
     pub degraded: u64,
+    /// Operations that failed (an error from the system or the transport).
     pub failed: u64,
+    /// Operations not answered by their deadline.
     pub timeout: u64,
     /// Served, but a checker found the answer wrong.
     pub incorrect: u64,
@@ -96,6 +129,7 @@ pub struct Metrics {
     pub error_rate: f64,
     /// Latency of good requests, from intended start to answer.
     pub latency: LatencySummary,
+    /// Latency of good requests by operation kind (`System::op_kind`).
     pub latency_by_kind: BTreeMap<String, LatencySummary>,
     /// Requests per second of simulated time.
     pub throughput_per_s: f64,
@@ -118,6 +152,7 @@ pub struct Metrics {
     /// One character per second: '#' up, '.' down, '+' both in that second
     /// (with windows: up but with some failures), ' ' no requests (windows).
     pub timeline: String,
+    /// The down intervals of the time view, in time order.
     pub outages: Vec<Outage>,
     /// Mean outage length in ms (0 with no outage).
     pub mttr_ms: f64,
@@ -168,6 +203,7 @@ fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
+/// Summarises `latencies` (any order); an empty slice gives all zeros.
 pub fn latency_summary(latencies: &[Nanos]) -> LatencySummary {
     if latencies.is_empty() {
         return LatencySummary::default();
@@ -193,8 +229,11 @@ pub fn latency_summary(latencies: &[Nanos]) -> LatencySummary {
 /// A stretch of time in one state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interval {
+    /// Where it begins (inclusive).
     pub start: Nanos,
+    /// Where it ends (exclusive).
     pub end: Nanos,
+    /// Was the service up throughout?
     pub up: bool,
 }
 

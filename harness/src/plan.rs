@@ -21,8 +21,10 @@ use crate::units::{format_duration, Dur, DurRange};
 /// below the duration is a mistake, not a reason to allocate without bound.
 pub const GENERATOR_FAULTS_MAX: usize = 10_000;
 
+/// The faults of one seed of a scenario, at concrete times on concrete hosts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The seed it was expanded for.
     pub seed: u64,
     /// The chaos generators switched on for this seed (all, unless swarm).
     pub generators: Vec<String>,
@@ -35,16 +37,20 @@ pub struct Plan {
 /// A fault starting or ending, as the runner applies it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanEvent {
+    /// When, since the start of the run.
     pub at: Dur,
+    /// Whether the fault starts or ends.
     pub edge: Edge,
     /// Index into [`Plan::faults`].
     pub fault: usize,
 }
 
+/// A fault's start or end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Edge {
-    /// Ends sort first, so back-to-back faults hand over cleanly.
+    /// The fault ends. Ends sort first, so back-to-back faults hand over cleanly.
     End,
+    /// The fault starts.
     Start,
 }
 

@@ -25,8 +25,12 @@ pub const TURMOIL_VERSION: &str = "0.7.2";
 /// Versions a replay depends on; failure output and recordings carry them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
+    /// The version of the faultline-harness crate that ran, e.g. `0.1.0`.
     pub faultline: String,
+    /// The turmoil version ([`TURMOIL_VERSION`]).
     pub turmoil: String,
+    /// What `rustc -V` printed for the compiler that built the harness
+    /// (`unknown` when the build script could not run it).
     pub rustc: String,
 }
 
@@ -51,22 +55,32 @@ pub struct Recording<S: System> {
     pub file: String,
     /// The scenario file's text: `analyze` loads the scenario from it.
     pub source: String,
+    /// The seed that ran.
     pub seed: u64,
+    /// The faults the seed planned, as the runner applied them.
     pub plan: Plan,
+    /// Every client operation.
     pub history: History<S::Op, S::Res>,
+    /// The harness's entries (faults, crashes, restarts, the pool, the heal
+    /// phase) and the system's events, in the order they happened.
     pub trace: Vec<TraceEvent<S::Event>>,
     /// The health probe's samples, in send order (empty without a probe).
     pub probes: Vec<ProbeSample>,
     /// Why the run stopped early (a panic, a host error, a hang), if it did.
     pub aborted: Option<String>,
+    /// The versions of the build that ran it.
     pub versions: Versions,
 }
 
-/// Just the format version, read before anything else of a saved recording.
+/// The head of a saved recording: its format version and its scenario, read
+/// before the rest, whose types depend on the system the scenario names.
 #[derive(Deserialize)]
 pub struct FormatOnly {
+    /// [`RECORDING_FORMAT`] when it was written.
     pub format: u32,
+    /// The scenario file as the user named it.
     pub file: String,
+    /// The scenario file's text.
     pub source: String,
 }
 
@@ -154,5 +168,33 @@ mod tests {
         assert_eq!(first_divergence(&a, &b), Some((1, "y".into(), "z".into())));
         assert_eq!(first_divergence(&a, &a), None);
         assert_eq!(first_divergence(&a[..1], &a).unwrap().0, 1);
+    }
+
+    /// The manifest pins turmoil to exactly the version replay lines name. In
+    /// the repository the pin is in the workspace's `[workspace.dependencies]`;
+    /// in a packaged crate cargo has written it into the crate's own manifest,
+    /// and the workspace's is not there to read.
+    #[test]
+    fn turmoil_is_pinned_to_the_version_replays_name() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |path: &std::path::Path| -> toml::Table {
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            text.parse().unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let own = read(&dir.join("Cargo.toml"));
+        let dependency = &own["dependencies"]["turmoil"];
+        let inherited = dependency.get("workspace").and_then(toml::Value::as_bool) == Some(true);
+        let pinned = if inherited {
+            let workspace = read(&dir.join("../Cargo.toml"));
+            workspace["workspace"]["dependencies"]["turmoil"]["version"].as_str().map(str::to_string)
+        } else {
+            dependency["version"].as_str().map(str::to_string)
+        };
+        let expected = format!("={TURMOIL_VERSION}");
+        assert_eq!(
+            pinned.as_deref(),
+            Some(expected.as_str()),
+            "turmoil must be pinned to {expected} (TURMOIL_VERSION)"
+        );
     }
 }

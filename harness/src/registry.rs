@@ -30,12 +30,16 @@ pub struct Keep {
 
 /// A run's report, and its recording as JSON when asked for.
 pub struct Ran {
+    /// The run, judged.
     pub report: RunReport,
+    /// The recording as JSON, when [`Keep::recording`] asked for it.
     pub recording: Option<String>,
 }
 
 /// A configured system with its types erased, as a loaded scenario holds it.
 pub trait Configured: Send + Sync {
+    /// The configured system's hosts, events, invariants and probe, which
+    /// scenarios are validated against.
     fn shape(&self) -> Shape;
     /// Runs one plan of `scenario` and judges it.
     fn run(&self, scenario: &Scenario, plan: &Plan, keep: Keep) -> Ran;
@@ -70,7 +74,10 @@ impl<S: System> Configured for Erased<S> {
 /// A system as the registry knows it: its doc, its invariants and how to
 /// configure it from `[knobs]`.
 pub struct SystemEntry {
+    /// The system's documentation; its name is the registry's key.
     pub doc: &'static SystemDoc,
+    /// Every invariant the system can check (without `liveness`, which the
+    /// harness adds).
     pub invariants: Vec<InvariantDoc>,
     /// Every kind the system's event type can have.
     pub event_kinds: &'static [&'static str],
@@ -107,6 +114,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry.
     pub fn new() -> Registry {
         Registry::default()
     }
@@ -154,14 +162,17 @@ impl Registry {
         self
     }
 
+    /// The system named `name`, if registered.
     pub fn get(&self, name: &str) -> Option<&SystemEntry> {
         self.systems.get(name)
     }
 
+    /// The registered systems' names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.systems.keys().copied()
     }
 
+    /// The registered systems, sorted by name.
     pub fn entries(&self) -> impl Iterator<Item = &SystemEntry> {
         self.systems.values()
     }
@@ -171,7 +182,9 @@ impl Registry {
 /// configured system. What runs, sweeps and shrinks take.
 #[derive(Clone)]
 pub struct Loaded {
+    /// The scenario file as plain, validated data.
     pub scenario: Scenario,
+    /// The system it names, configured from its `[knobs]`.
     pub system: Arc<dyn Configured>,
 }
 

@@ -13,12 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 
+/// One recorded seed: a `[[seed]]` table of a `.regressions` file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Regression {
+    /// The seed that failed.
     pub seed: crate::units::Seed,
     /// What the seed broke when it was recorded ("read-your-writes", "aborted").
     pub invariant: String,
+    /// The run's digest when it was recorded (hex): a different digest on
+    /// replay means the run has changed since.
     pub digest: String,
 }
 

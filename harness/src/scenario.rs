@@ -49,8 +49,11 @@ pub struct Scenario {
     pub file: String,
     /// The file's text, as read (recordings keep it, to be judged again).
     pub source: String,
+    /// The `name` key: shown in reports and test names.
     pub name: String,
+    /// The `about` key, a longer description; `None` when the file has none.
     pub about: Option<String>,
+    /// The `system` key: the name of the system under test in the registry.
     pub system_name: String,
     /// What the configured system looks like to the harness.
     pub shape: Shape,
@@ -65,17 +68,28 @@ pub struct Scenario {
     pub duration: Dur,
     /// Length of the heal phase after `duration`: every fault is off.
     pub heal: Dur,
+    /// The `tick` key: the simulation step, whole milliseconds (default 1ms).
+    /// Faults start and end, and hosts wake, at tick boundaries.
     pub tick: Dur,
+    /// The `seeds` key: `cargo test` and `sweep` run seeds 1 to this by
+    /// default (default 8).
     pub seeds: u64,
     /// A pinned seed: `run` and `replay` default to it, and sweeps and tests
     /// run it alone (a shrunk regression file reproduces only with its seed).
     pub seed: Option<u64>,
+    /// The `[network]` table: link latency and TCP capacity.
     pub network: Network,
+    /// The `[workload]` table: clients, open or closed loop, deadline.
     pub workload: Workload,
+    /// The `[[fault]]` tables, in file order.
     pub faults: Vec<FaultSpec>,
+    /// The `[chaos]` table: random fault generators.
     pub chaos: Chaos,
+    /// The `[check]` table: invariants, `expect`, `reached`, `recover_within`.
     pub check: Check,
+    /// The `[metrics]` table: how the time view is measured.
     pub metrics: MetricsConfig,
+    /// The `[slo]` table's thresholds, in file order.
     pub slo: Vec<Slo>,
     /// Settings that are valid but probably not what was meant (the CLI
     /// prints them as warnings).
@@ -184,6 +198,7 @@ pub fn resolve_hosts(hosts: &[String], patterns: &[HostPattern]) -> Vec<String> 
     hosts.iter().filter(|host| patterns.iter().any(|p| p.matches(host))).cloned().collect()
 }
 
+/// The simulated network's settings (`[network]`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Network {
     /// Latency range of every link when no fault changes it.
@@ -197,6 +212,7 @@ pub struct Network {
 /// releases a burst of connection attempts at once.
 pub const TCP_CAPACITY_DEFAULT: usize = 1024;
 
+/// How an open-loop client spaces its requests (`[workload] arrival`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrival {
@@ -250,11 +266,15 @@ pub const SEEDS_MAX: u64 = 10_000_000;
 /// random faults carry it along with `client-0` rather than pick it alone.
 pub const PROBE_HOST: &str = "client-probe";
 
+/// How the workload clients load the system (`[workload]`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Workload {
+    /// The `clients` key: workload client hosts, `client-0` on, 1 to 64
+    /// (default 1).
     pub clients: u32,
     /// Each request's deadline, counted from its intended start.
     pub deadline: Dur,
+    /// Open loop or closed loop (the `mode` key), with that mode's settings.
     pub load: Load,
 }
 
@@ -266,6 +286,7 @@ pub enum Load {
     Open {
         /// Total arrival rate over all clients at the start.
         rate: Rate,
+        /// How each client spaces its requests (the `arrival` key; default Poisson).
         arrival: Arrival,
         /// k6-style ramps: the rate moves linearly to each stage's target over
         /// its duration, then holds the last target.
@@ -273,12 +294,17 @@ pub enum Load {
     },
     /// Closed loop: each client is a session that sends its next operation
     /// when the last one ended, after a think time drawn from the range.
-    Closed { think: DurRange },
+    Closed {
+        /// The pause after each answer before the next operation (the
+        /// `think` key; default 0s). A pause is never shorter than 1 ms.
+        think: DurRange,
+    },
 }
 
 /// One stage of a ramping open-loop workload.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Stage {
+    /// How long the ramp to `target` takes.
     pub duration: Dur,
     /// The total rate reached at the end of the stage.
     pub target: Rate,
@@ -335,69 +361,132 @@ pub enum Target {
 pub struct FaultSpec {
     /// Index among the file's `[[fault]]` tables.
     pub index: usize,
+    /// The `at` key: when it starts, before `duration`.
     pub at: Dur,
     /// How long it lasts; `None` means until the heal phase.
     pub length: Option<Dur>,
+    /// The `kind` key with the keys of that kind.
     pub kind: FaultSpecKind,
 }
 
+/// What a `[[fault]]` does, by its `kind`; docs/scenarios.md says what each
+/// kind does in turmoil's terms.
 #[derive(Clone, Debug, Serialize)]
 pub enum FaultSpecKind {
-    Partition { target: Target, oneway: bool },
-    Latency { target: Target, latency: DurRange },
-    Loss { target: Target, rate: f64 },
-    Clog { target: Target },
-    Crash { hosts: Vec<HostPattern> },
-    Restart { hosts: Vec<HostPattern> },
+    /// Messages on the links are dropped.
+    Partition {
+        /// The links (`hosts` or `between`).
+        target: Target,
+        /// Cut only messages from the first group of `between` to the second.
+        oneway: bool,
+    },
+    /// The links' latency range becomes `latency` while the fault lasts.
+    Latency {
+        /// The links (`hosts` or `between`).
+        target: Target,
+        /// The one-way latency of each message on the links, drawn from this range.
+        latency: DurRange,
+    },
+    /// Each message on the links fails with probability `rate`.
+    Loss {
+        /// The links (`hosts` or `between`).
+        target: Target,
+        /// The chance that a message fails, from 0 to 1.
+        rate: f64,
+    },
+    /// Messages on the links are held, then delivered when the fault ends.
+    Clog {
+        /// The links (`hosts` or `between`).
+        target: Target,
+    },
+    /// The hosts' software stops and loses its memory, until `restart_after`
+    /// (or the heal phase).
+    Crash {
+        /// The `hosts` key: patterns over the system's hosts.
+        hosts: Vec<HostPattern>,
+    },
+    /// The hosts' software is stopped and started at once.
+    Restart {
+        /// The `hosts` key: patterns over the system's hosts.
+        hosts: Vec<HostPattern>,
+    },
 }
 
+/// The `[chaos]` table: random faults drawn from the seed.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Chaos {
     /// Per seed, switch on a random non-empty subset of the generators.
     pub swarm: bool,
+    /// The generators the table names, at most one of each kind, in file order.
     pub generators: Vec<Generator>,
 }
 
 /// A random fault generator; the planner expands it from the seed.
 #[derive(Clone, Debug, Serialize)]
 pub enum Generator {
+    /// Each host alternates exponential up times and down times (`[chaos.crash]`).
     Crash {
+        /// Patterns over the system's hosts; each matched host crashes on its own.
         hosts: Vec<HostPattern>,
+        /// The mean up time between crashes.
         mtbf: Dur,
+        /// The mean down time of a crash.
         mttr: Dur,
     },
+    /// Bounces a random one of the hosts, at exponential intervals (`[chaos.restart]`).
     Restart {
+        /// Patterns over the system's hosts.
         hosts: Vec<HostPattern>,
+        /// The mean time between restarts.
         every: Dur,
     },
     /// `hosts: None` (the default) is every host. The probe is never picked
     /// on its own (an outage that no client saw would be measured); it
     /// follows `client-0` into whatever fault that client is in.
     Partition {
+        /// The hosts split into two random non-empty groups; `None` is every host.
         hosts: Option<Vec<HostPattern>>,
+        /// The mean time between partitions (exponential gaps).
         every: Dur,
+        /// How long each lasts, drawn uniformly from the range (the `for` key).
         length: DurRange,
     },
+    /// Slows a random link between two of the hosts (`[chaos.latency]`).
     Latency {
+        /// The hosts a link is picked among; `None` is every host.
         hosts: Option<Vec<HostPattern>>,
+        /// The mean time between faults (exponential gaps).
         every: Dur,
+        /// How long each lasts, drawn uniformly from the range (the `for` key).
         length: DurRange,
+        /// The link's latency range while the fault lasts.
         latency: DurRange,
     },
+    /// Makes a random link between two of the hosts lossy (`[chaos.loss]`).
     Loss {
+        /// The hosts a link is picked among; `None` is every host.
         hosts: Option<Vec<HostPattern>>,
+        /// The mean time between faults (exponential gaps).
         every: Dur,
+        /// How long each lasts, drawn uniformly from the range (the `for` key).
         length: DurRange,
+        /// The chance that a message on the link fails, from 0 to 1.
         rate: f64,
     },
+    /// Holds a random link's messages, then releases them (`[chaos.clog]`).
     Clog {
+        /// The hosts a link is picked among; `None` is every host.
         hosts: Option<Vec<HostPattern>>,
+        /// The mean time between faults (exponential gaps).
         every: Dur,
+        /// How long each lasts, drawn uniformly from the range (the `for` key).
         length: DurRange,
     },
 }
 
 impl Generator {
+    /// Its kind as `[chaos]` names it (`crash`, `partition`, ...); fault
+    /// origins read `chaos.<kind>`.
     pub fn kind(&self) -> &'static str {
         match self {
             Generator::Crash { .. } => "crash",
@@ -447,10 +536,12 @@ impl fmt::Display for Expect {
     }
 }
 
+/// The `[check]` table: what must hold, and what the scenario claims.
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
     /// Invariants to check: the system's and the harness's.
     pub invariants: Vec<String>,
+    /// The `expect` key: every seed passes, or known flaws some seed must find.
     pub expect: Expect,
     /// System events some seed must report, so that a sweep cannot pass vacuously.
     pub reached: Vec<String>,
@@ -461,22 +552,31 @@ pub struct Check {
 /// One service-level objective: a metric, a comparison and a threshold.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Slo {
+    /// The figure, as the key names it (one of [`SLO_METRICS`]).
     pub metric: String,
+    /// How the measured figure must compare with the threshold.
     pub op: Comparison,
+    /// The threshold in the metric's unit: a fraction for a percentage, seconds for a duration.
     pub threshold: f64,
     /// The threshold as written ("99.5%", "200ms"), for messages.
     pub text: String,
 }
 
+/// The comparison of an SLO, as written before its threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Comparison {
+    /// `<`: the figure must be below the threshold.
     Lt,
+    /// `<=`: the figure must not be above the threshold.
     Le,
+    /// `>`: the figure must be above the threshold.
     Gt,
+    /// `>=`: the figure must not be below the threshold.
     Ge,
 }
 
 impl Comparison {
+    /// Does `measured` compare with `threshold` as the SLO asks?
     pub fn holds(self, measured: f64, threshold: f64) -> bool {
         match self {
             Comparison::Lt => measured < threshold,

@@ -22,7 +22,12 @@ pub enum Stream {
     /// One workload client's arrivals and operations.
     Client(u32),
     /// One host's own randomness, per incarnation (start, then each restart).
-    Host { host: u32, incarnation: u32 },
+    Host {
+        /// The host's position in the system's host list (`System::hosts`).
+        host: u32,
+        /// 0 at the first start, then +1 on each restart.
+        incarnation: u32,
+    },
 }
 
 impl Stream {

@@ -30,6 +30,8 @@ use crate::units::Dur;
 /// Bounds of a shrink.
 #[derive(Clone, Debug)]
 pub struct ShrinkOptions {
+    /// The most runs of the whole search, the seed's first run included
+    /// (`--max-runs`).
     pub max_runs: usize,
     /// Wall-clock budget of the whole search.
     pub timeout: Duration,
@@ -42,9 +44,14 @@ pub struct ShrinkOptions {
 /// The size of a configuration, as the shrink reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Size {
+    /// Faults in the plan.
     pub faults: usize,
+    /// Workload clients (`[workload] clients`).
     pub clients: u32,
+    /// The total open-loop rate at the start of the run, per second; 0 for a
+    /// closed loop.
     pub rate_per_second: f64,
+    /// The fault phase (`duration`).
     pub duration: Dur,
 }
 
@@ -66,7 +73,9 @@ impl std::fmt::Display for Size {
 /// A scenario with a concrete plan: what the shrink changes and runs.
 #[derive(Clone)]
 pub struct Candidate {
+    /// The scenario as the shrink has edited it, with its system.
     pub loaded: Arc<Loaded>,
+    /// The faults it runs, in place of the ones the seed would plan.
     pub plan: Plan,
 }
 
@@ -81,10 +90,12 @@ fn scale_rates(scenario: &mut Scenario, factor: f64) {
 }
 
 impl Candidate {
+    /// The edited scenario.
     pub fn scenario(&self) -> &Scenario {
         &self.loaded.scenario
     }
 
+    /// How big it is: faults, clients, rate and fault phase.
     pub fn size(&self) -> Size {
         Size {
             faults: self.plan.faults.len(),
@@ -167,24 +178,38 @@ impl Candidate {
 /// Where the search is, for progress lines.
 #[derive(Clone, Debug)]
 pub struct Progress {
+    /// Runs so far, the seed's first run included.
     pub runs: usize,
+    /// The size of the smallest failing configuration found so far.
     pub size: Size,
+    /// Wall-clock time since the search began.
     pub elapsed: Duration,
+    /// The step that made the last run: `faults`, `clients`, `duration`,
+    /// `rate`, `fault lengths`, `fault starts` or `final form`.
     pub step: &'static str,
 }
 
+/// What a shrink found: the smallest configuration that still violates the
+/// invariant, and what the search cost.
 pub struct ShrinkResult {
+    /// The invariant every kept run violated.
     pub invariant: String,
+    /// The size of the seed's own configuration.
     pub original: Size,
+    /// The smallest configuration found that still violates the invariant
+    /// (the original, if nothing smaller did).
     pub shrunk: Candidate,
     /// The shrunk configuration's run.
     pub report: RunReport,
+    /// Runs made, the seed's first run included.
     pub runs: usize,
+    /// Wall-clock time the search took.
     pub elapsed: Duration,
     /// Why the search stopped early, if it did.
     pub stopped: Option<String>,
 }
 
+/// Why a shrink could not start.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ShrinkError {
     /// The seed does not violate the invariant to begin with.

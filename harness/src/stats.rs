@@ -5,16 +5,22 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
+/// One figure across seeds, in the figure's own unit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
+    /// How many values (seeds) it summarises; at least 1.
     pub n: usize,
+    /// Their mean.
     pub mean: f64,
     /// Sample standard deviation (0 with one value).
     pub sd: f64,
     /// 95% confidence interval for the mean; the mean itself with one value.
     pub ci_low: f64,
+    /// The interval's upper end.
     pub ci_high: f64,
+    /// The smallest value.
     pub min: f64,
+    /// The largest value.
     pub max: f64,
 }
 

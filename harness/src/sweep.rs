@@ -53,7 +53,11 @@ impl Seeds {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
+    /// No seed failed, every expected violation and every `reached` event
+    /// was found by some seed, and every seed was judged.
     Passed,
+    /// Some seed failed, or no seed found an expected violation or reached
+    /// a `reached` event.
     Failed,
     /// Nothing failed, but some seed had a check that could not judge.
     Unjudged,
@@ -62,10 +66,15 @@ pub enum Verdict {
 /// A scenario's verdict over its seeds.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScenarioResult {
+    /// The scenario file's path, as given.
     pub file: String,
+    /// The scenario's `name`.
     pub name: String,
+    /// The scenario's `[check] expect` as text.
     pub expect: String,
+    /// The verdict over the seeds.
     pub verdict: Verdict,
+    /// Is the verdict [`Verdict::Passed`]?
     pub passed: bool,
     /// Why it failed, one line each.
     pub reasons: Vec<String>,
@@ -74,22 +83,27 @@ pub struct ScenarioResult {
     pub figures: BTreeMap<String, Summary>,
     /// Per SLO metric: (seeds that met it, seeds that ran to the end).
     pub slo_met: BTreeMap<String, (usize, usize)>,
+    /// Each seed's report, in the order the seeds were given.
     pub reports: Vec<RunReport>,
 }
 
 impl ScenarioResult {
+    /// How many seeds ran.
     pub fn seeds(&self) -> usize {
         self.reports.len()
     }
 
+    /// The seeds that failed.
     pub fn failed_seeds(&self) -> impl Iterator<Item = &RunReport> {
         self.reports.iter().filter(|r| r.outcome.failed())
     }
 
+    /// The seeds with a check that could not judge (and nothing failed).
     pub fn unjudged_seeds(&self) -> impl Iterator<Item = &RunReport> {
         self.reports.iter().filter(|r| matches!(r.outcome, SeedOutcome::Unjudged { .. }))
     }
 
+    /// The seeds that found an expected violation and failed nothing else.
     pub fn found_seeds(&self) -> impl Iterator<Item = &RunReport> {
         self.reports.iter().filter(|r| r.outcome == SeedOutcome::FoundExpected)
     }

@@ -140,7 +140,10 @@ pub type CheckResult = Result<Vec<Violation>, Unjudged>;
 /// One invariant of a system: a name, what it promises, and a pure function
 /// of the configured system and a finished run.
 pub struct Invariant<S: System> {
+    /// The name scenario files use (`[check] invariants`, `expect =
+    /// "violation:<name>"`) and reports print.
     pub name: &'static str,
+    /// What it promises, in a sentence (`faultline list` shows it).
     pub about: &'static str,
     /// Pure: no I/O, no time, no randomness, no tokio or turmoil.
     pub check: fn(&S, &CheckContext<'_, S>) -> CheckResult,
@@ -154,6 +157,7 @@ impl<S: System> Clone for Invariant<S> {
 
 /// Everything a checker may read of a finished run.
 pub struct CheckContext<'a, S: System> {
+    /// Every client operation of the run (the probe's are not in it).
     pub history: &'a History<S::Op, S::Res>,
     /// Faults, host crashes and restarts, the heal phase and the system's
     /// events, in the order they happened.
@@ -205,6 +209,7 @@ impl<'a, S: System> CheckContext<'a, S> {
 
 /// What a host's software gets from the harness.
 pub struct HostContext<E> {
+    /// The host's name, one of [`System::hosts`].
     pub name: String,
     /// 0 at the first start, then +1 on each restart.
     pub incarnation: u32,
@@ -219,12 +224,14 @@ pub struct HostContext<E> {
 /// What a workload client's call gets from the harness.
 #[derive(Clone)]
 pub struct ClientContext<E> {
+    /// The client's number: `n` for `client-n` (`u32::MAX` for the health probe).
     pub index: u32,
     /// "client-3" (or "client-probe" for the health probe).
     pub name: String,
     /// The operation's sequence number within this client: with the client's
     /// index it names the operation uniquely (an idempotency key, a lock owner).
     pub seq: u64,
+    /// Reports the system's events into the trace, with this client as their source.
     pub events: EventSink<E>,
 }
 
@@ -247,10 +254,14 @@ impl<E> Default for Recorder<E> {
 }
 
 impl<E> Recorder<E> {
+    /// Appends `entry` to the trace (the runner adds the harness's own
+    /// entries this way).
     pub fn push(&self, entry: TraceEvent<E>) {
         self.entries.borrow_mut().push(entry);
     }
 
+    /// Every entry recorded since the last call, in the order recorded,
+    /// leaving the recorder empty.
     pub fn take(&self) -> Vec<TraceEvent<E>> {
         std::mem::take(&mut *self.entries.borrow_mut())
     }
@@ -284,7 +295,9 @@ impl<E> EventSink<E> {
 /// A request of a system to start or stop a host of its pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PoolRequest {
+    /// Start the named host (nothing if it is up).
     Start(String),
+    /// Stop the named host; its memory is lost.
     Stop(String),
 }
 
@@ -298,6 +311,7 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool of `members` (the system's [`System::pool`]) with no requests yet.
     pub fn new(members: Vec<String>) -> Pool {
         Pool { members: members.into(), requests: Rc::default() }
     }
@@ -339,31 +353,48 @@ impl Pool {
 /// Documentation of a system, shown by `faultline list` and used to validate
 /// scenario files (event names).
 pub struct SystemDoc {
+    /// The name scenario files give as `system = "..."`; unique in a registry.
     pub name: &'static str,
+    /// What the system is and which flaws it has, in a few sentences.
     pub about: &'static str,
+    /// Its hosts, for people: `"db, cache, app-1..app-N"` (the real list
+    /// comes from [`System::hosts`] of a configured system).
     pub hosts: &'static str,
+    /// Every key its `[knobs]` table accepts.
     pub knobs: &'static [KnobDoc],
     /// Event kinds the system reports (usable in `[check] reached`); every
     /// kind its events can have must be listed.
     pub events: &'static [EventDoc],
 }
 
+/// One key of a system's `[knobs]` table, as `faultline list` shows it.
 pub struct KnobDoc {
+    /// The key, as written in `[knobs]`.
     pub name: &'static str,
     /// "duration", "probability", "count", "string", ...
     pub unit: &'static str,
+    /// The value used when the key is absent, as a scenario file would write it.
     pub default: &'static str,
+    /// What it changes, in a sentence.
     pub about: &'static str,
 }
 
+/// An invariant's name and promise, without its checker: what scenario
+/// validation and `faultline list` need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvariantDoc {
+    /// The name scenario files use.
     pub name: &'static str,
+    /// What it promises, in a sentence.
     pub about: &'static str,
 }
 
+/// One kind of event a system reports, as `faultline list` shows it.
 pub struct EventDoc {
+    /// The dotted kind name (`breaker.open`), as [`SystemEvent::kind`] gives
+    /// it and `[check] reached` names it.
     pub name: &'static str,
+    /// When the system reports it, in a sentence.
     pub about: &'static str,
     /// The system noticed a fault on its own (a breaker opening, a failover
     /// starting): MTTD is measured from a fault's start to the first such event.
@@ -380,15 +411,20 @@ pub const LIVENESS: InvariantDoc = InvariantDoc {
 /// events, invariants and probe, as plain data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shape {
+    /// The system's name ([`SystemDoc::name`]).
     pub system: &'static str,
+    /// The configured system's hosts ([`System::hosts`]), pool included.
     pub hosts: Vec<String>,
     /// Hosts the system starts and stops itself.
     pub pool: Vec<String>,
+    /// The event kinds its doc lists (what `[check] reached` may name).
     pub events: Vec<&'static str>,
     /// The system's invariants (the harness's `liveness` is added to these).
     pub invariants: Vec<InvariantDoc>,
     /// The invariants checked when a scenario names none.
     pub promised: Vec<&'static str>,
+    /// Does the system have a health probe ([`System::probe_op`])? Without
+    /// one, `[metrics] probe_interval` is an error.
     pub has_probe: bool,
     /// Effective knob values, for the run header.
     pub knobs: Vec<(String, String)>,

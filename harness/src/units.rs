@@ -17,20 +17,28 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct Dur(pub Duration);
 
 impl Dur {
+    /// No time at all: the start of a run.
     pub const ZERO: Dur = Dur(Duration::ZERO);
 
+    /// `ms` milliseconds.
     pub fn from_millis(ms: u64) -> Dur {
         Dur(Duration::from_millis(ms))
     }
 
+    /// `s` seconds.
     pub fn from_secs(s: u64) -> Dur {
         Dur(Duration::from_secs(s))
     }
 
+    /// The span in nanoseconds, the unit of the history's `Nanos`
+    /// (saturating at `u64::MAX`, some 584 years).
     pub fn as_nanos(self) -> u64 {
         u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Parses a duration as a scenario file writes it: a number with a unit
+    /// ("250ms", "5s", "1m 30s"); a bare number is an error. At most
+    /// [`Dur::MAX`].
     pub fn parse(text: &str) -> Result<Dur, String> {
         let text = text.trim();
         if text.is_empty() {
@@ -159,15 +167,20 @@ impl<'de> Deserialize<'de> for Seed {
 /// range from it to itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DurRange {
+    /// The low end, included.
     pub min: Dur,
+    /// The high end, included; never below `min`.
     pub max: Dur,
 }
 
 impl DurRange {
+    /// The range holding `value` alone.
     pub fn fixed(value: Dur) -> DurRange {
         DurRange { min: value, max: value }
     }
 
+    /// Parses "1s..5s", "1s..=5s" (the same: both ends are included) or a
+    /// single duration; a range whose low end is above its high end is an error.
     pub fn parse(text: &str) -> Result<DurRange, String> {
         let Some((low, high)) = text.split_once("..") else {
             return Dur::parse(text).map(DurRange::fixed);
@@ -209,10 +222,14 @@ impl<'de> Deserialize<'de> for DurRange {
 /// An event rate, "200/s", "5/ms", "30/m". Stored as events per second.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rate {
+    /// Events per second; zero or more.
     pub per_second: f64,
 }
 
 impl Rate {
+    /// Parses a count over a time unit: "200/s", "5/ms", "30/m", "2/h", or
+    /// any duration as the unit ("1/10s"). The count may be fractional, not
+    /// negative.
     pub fn parse(text: &str) -> Result<Rate, String> {
         let expected = "expected a rate such as \"200/s\", \"5/ms\" or \"30/m\"";
         let Some((count, unit)) = text.trim().split_once('/') else {
@@ -269,6 +286,7 @@ impl<'de> Deserialize<'de> for Rate {
 pub struct Probability(pub f64);
 
 impl Probability {
+    /// Parses a number ("0.05") or a percentage ("5%"); outside 0 to 1 is an error.
     pub fn parse(text: &str) -> Result<Probability, String> {
         let trimmed = text.trim();
         let value = if let Some(percent) = trimmed.strip_suffix('%') {
@@ -285,6 +303,7 @@ impl Probability {
         Probability::new(value)
     }
 
+    /// `value` as a probability, or an error when it is outside 0 to 1.
     pub fn new(value: f64) -> Result<Probability, String> {
         if (0.0..=1.0).contains(&value) {
             Ok(Probability(value))
@@ -316,7 +335,7 @@ impl<'de> Deserialize<'de> for Probability {
     }
 }
 
-/// A host name or a glob over host names ("replica-*", "app-[12]").
+/// A host name or a glob over host names (`replica-*`, `app-[12]`).
 #[derive(Clone, Debug)]
 pub struct HostPattern {
     text: String,
@@ -324,6 +343,7 @@ pub struct HostPattern {
 }
 
 impl HostPattern {
+    /// Parses a host name or a glob (`*`, `?`, `[...]`); an empty pattern is an error.
     pub fn parse(text: &str) -> Result<HostPattern, String> {
         if text.is_empty() {
             return Err("expected a host name or glob such as \"replica-*\", found an empty string".into());
@@ -332,10 +352,12 @@ impl HostPattern {
         Ok(HostPattern { text: text.to_string(), pattern })
     }
 
+    /// Does the pattern match the host name `host`?
     pub fn matches(&self, host: &str) -> bool {
         self.pattern.matches(host)
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -34,14 +34,22 @@ pub const SESSION_GAP_MIN: Duration = Duration::from_millis(1);
 
 /// One workload client.
 pub struct ClientLoop<S: System> {
+    /// The configured system, whose `call` performs each operation.
     pub system: Arc<S>,
+    /// The client's number: `n` for `client-n`.
     pub index: u32,
+    /// The client's host name, `client-n`.
     pub name: String,
+    /// Reports the system's events with this client as their source.
     pub events: EventSink<S::Event>,
+    /// The client's own stream (`Stream::Client(index)`): its arrivals, think
+    /// times and operations.
     pub rng: ChaCha8Rng,
+    /// The scenario's `[workload]`: mode, rate or think time, deadline.
     pub workload: Workload,
     /// When clients stop issuing operations (the end of the heal phase).
     pub end: Duration,
+    /// Where each finished operation is recorded.
     pub ops: Ops<S>,
 }
 
@@ -199,19 +207,29 @@ impl<S: System> Call<S> {
 /// The health probe: sends the system's probe operation every interval,
 /// each with the workload's deadline, and records whether it was answered.
 pub struct ProbeLoop<S: System> {
+    /// The configured system, whose `call` performs each probe.
     pub system: Arc<S>,
+    /// The probe's host name, `client-probe`.
     pub name: String,
+    /// Reports the system's events with the probe as their source.
     pub events: EventSink<S::Event>,
+    /// The operation sent each time ([`System::probe_op`]).
     pub op: S::Op,
     /// Count only fresh answers as up.
     pub fresh_only: bool,
+    /// Time between probes (`[metrics] probe_interval`).
     pub interval: Duration,
+    /// When the probe stops sending (the end of the heal phase).
     pub end: Duration,
+    /// Each probe's deadline, counted from when it is due (the workload's `deadline`).
     pub deadline: Duration,
+    /// Where each probe's sample is recorded.
     pub probes: Probes,
 }
 
 impl<S: System> ProbeLoop<S> {
+    /// Sends a probe every `interval` until `end`, each in its own task,
+    /// then waits for those in flight.
     pub async fn run(self) -> turmoil::Result {
         let start = Instant::now();
         let mut in_flight = JoinSet::new();

@@ -66,3 +66,17 @@ fn jitter_and_a_budget_spare_the_recovering_downstream() {
     let (naive, budget) = (figure(0, "retry_amplification"), figure(1, "retry_amplification"));
     assert!(naive.mean > 1.5 && budget.mean < 1.1, "amplification: naive {}, budget {}", naive.mean, budget.mean);
 }
+
+#[test]
+fn an_mttd_slo_without_a_breaker_fails_as_never_detected() {
+    // crash-restart.toml with the breaker switched off: nothing detects the
+    // crash, so its MTTD SLO cannot pass on missing data.
+    let source = std::fs::read_to_string(crate::support::repo_file("scenarios/breaker/crash-restart.toml")).unwrap();
+    let off = source.replace("[knobs]\n", "[knobs]\nbreaker = false\n");
+    assert!(off.contains("mttd = \"<= 200ms\""), "the scenario keeps its MTTD SLO");
+    let report = run_seed(&crate::support::scenario(&off), 1, RunOptions::default());
+    assert!(report.outcome.failed(), "{:?}", report.outcome);
+    let mttd = report.slo.iter().find(|slo| slo.metric == "mttd").expect("the MTTD SLO is judged");
+    assert!(!mttd.met && mttd.measured.is_none(), "{mttd:?}");
+    assert!(mttd.message.starts_with("mttd <= 200ms (never detected"), "{}", mttd.message);
+}

@@ -4,9 +4,11 @@
 mod breaker; // the breaker: detection and recovery arithmetic, retry storms
 mod cache; // cache-aside: the race in the trace, coalescing against the stampede
 mod cli; // the built binary: exit codes, error output, replay commands, traces
+mod coverage; // every invariant of every system is expected to fire in some shipped scenario
 mod determinism; // same seed, same digest: in one process and across processes
 mod disk; // the simulated disk: synced writes survive a crash, unsynced ones do not
 mod faults; // each fault kind has its effect on echo while it lasts
+mod golden; // pinned digests of fixed (scenario, seed) runs: what a seed means changes only on purpose
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found

@@ -114,7 +114,7 @@ impl System for KvSystem {
 
     fn next_op(&self, _client: &mut (), rng: &mut ChaCha8Rng) -> KvOp {
         let key = rng.next_u32() % self.keys;
-        if rng.next_u32() % 4 == 0 {
+        if rng.next_u32().is_multiple_of(4) {
             KvOp::Get { key }
         } else {
             KvOp::Incr { key }

@@ -58,10 +58,13 @@ impl Default for CheckOptions {
 /// The answer: linearizable, not (with a key and evidence), or unknown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict<K, I, O> {
+    /// Every partition has a linearization.
     Linearizable,
+    /// A partition has none: the first in key order, with its evidence.
     NotLinearizable(Box<Violation<K, I, O>>),
     /// A budget ran out before a verdict; never a pass.
     Unknown {
+        /// Which budget ran out, and in which partition.
         reason: String,
     },
 }
@@ -70,10 +73,12 @@ pub enum Verdict<K, I, O> {
 pub type ModelVerdict<M> = Verdict<<M as Model>::Key, <M as Model>::Input, <M as Model>::Output>;
 
 impl<K, I, O> Verdict<K, I, O> {
+    /// Is it [`Verdict::Linearizable`]? False for `Unknown` too.
     pub fn is_linearizable(&self) -> bool {
         matches!(self, Verdict::Linearizable)
     }
 
+    /// The evidence, for a history that is not linearizable.
     pub fn violation(&self) -> Option<&Violation<K, I, O>> {
         match self {
             Verdict::NotLinearizable(violation) => Some(violation),
@@ -119,10 +124,15 @@ pub(crate) struct Partition<K> {
 /// Counts of what preparation removed, for reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Prepared {
+    /// Operations in the history as given.
     pub operations: usize,
+    /// Failed operations removed (they did not take effect).
     pub failed_removed: usize,
+    /// Indeterminate operations, kept or dropped.
     pub indeterminate: usize,
+    /// Of those, the read-only ones dropped (they changed nothing).
     pub indeterminate_reads_dropped: usize,
+    /// Partitions (keys) the remaining operations fall into.
     pub partitions: usize,
 }
 

@@ -383,28 +383,47 @@ pub fn check_file(path: &Path, model_name: &str, options: &CheckOptions) -> Resu
 pub struct Report {
     /// Where the history came from (a file name, a system's name).
     pub source: String,
+    /// The model's name ([`Model::name`]: "register", "kv").
     pub model: &'static str,
+    /// What preparation removed and how many partitions were left.
     pub prepared: Prepared,
+    /// The verdict, with its evidence rendered.
     pub verdict: ReportVerdict,
 }
 
 /// [`Verdict`] with its operations rendered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReportVerdict {
+    /// Every partition has a linearization.
     Linearizable,
+    /// The first partition in key order that has none, with its evidence.
     NotLinearizable {
+        /// The partition's key, as the model labels it ([`Model::describe_key`]).
         partition: String,
+        /// Operations of the partition the search saw.
         partition_operations: usize,
+        /// Operations in the smallest failing slice the shrinker found.
         slice_operations: usize,
+        /// Does the slice fail from every initial state the model offers
+        /// (so it stands on its own), or only from the real one?
         slice_from_any_state: bool,
+        /// The slice, drawn as a timeline, one line per operation.
         slice_timeline: String,
+        /// Operations in the longest prefix proved linearizable.
         prefix_operations: usize,
         /// The prefix's last operations (at most 24), drawn.
         prefix_tail_timeline: String,
+        /// The operation called right after the prefix, as `p<client>
+        /// <call>..<ret> <label>` (`..?` when it never returned); `None` when
+        /// the prefix is the whole partition.
         next_operation: Option<String>,
+        /// Set when shrinking stopped at a budget: the slice may not be the
+        /// smallest, nor the prefix the longest.
         shrink_incomplete: Option<String>,
     },
+    /// A budget ran out before a verdict; never a pass.
     Unknown {
+        /// Which budget ran out, and in which partition.
         reason: String,
     },
 }
@@ -443,6 +462,7 @@ pub fn report<M: Model>(
 }
 
 impl Report {
+    /// Is the verdict [`ReportVerdict::Linearizable`]?
     pub fn is_linearizable(&self) -> bool {
         self.verdict == ReportVerdict::Linearizable
     }

@@ -21,6 +21,7 @@ use super::operation::{Completion, Operation};
 /// How keys are chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Skew {
+    /// Every key equally likely.
     Uniform,
     /// Zipf with this exponent (1.0: the hottest of 100 keys gets ~19% of
     /// the operations).
@@ -32,10 +33,12 @@ pub enum Skew {
 pub struct Shape {
     /// Distinct keys, at least 1.
     pub keys: usize,
+    /// How operations pick their key.
     pub skew: Skew,
     /// Clients issuing operations concurrently, at least 1. A client whose
     /// operation times out continues as a new process (as Jepsen does).
     pub clients: usize,
+    /// Operations generated in all, indeterminate ones included.
     pub ops: usize,
     /// Share (0 to 1) of operations that time out.
     pub indeterminate_share: f64,
@@ -43,6 +46,7 @@ pub struct Shape {
     /// was definitely overwritten before the read began (or, failing such a
     /// pair of writes, a value never written).
     pub violation: bool,
+    /// Seeds the generator: one shape and seed give one history.
     pub seed: u64,
 }
 

@@ -42,8 +42,12 @@ pub trait Model: Sync {
     /// What [`partition`](Model::partition) returns; `()` for a model that
     /// checks its whole history as one part.
     type Key: Ord + Clone + fmt::Debug + Send + Sync;
+    /// The object's state between operations (of one partition); the
+    /// search's memo hashes and compares it.
     type State: Clone + Eq + Hash + fmt::Debug;
+    /// An operation as the client invoked it ("write 3").
     type Input: Clone + fmt::Debug + Send + Sync + Serialize + DeserializeOwned;
+    /// What an operation answered ("ok", "read 3").
     type Output: Clone + fmt::Debug + PartialEq + Send + Sync + Serialize + DeserializeOwned;
 
     /// The model's name as files and the CLI spell it ("register", "kv").
@@ -94,11 +98,15 @@ pub trait Model: Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegisterInput {
+    /// Reads the value.
     Read,
+    /// Writes the value given.
     Write(i64),
     /// Sets `new` if the register holds `old`.
     Cas {
+        /// The value the register must hold for the write to happen.
         old: i64,
+        /// The value written when it does.
         new: i64,
     },
 }
@@ -109,6 +117,7 @@ pub enum RegisterInput {
 pub enum RegisterOutput {
     /// The value read; `None` for a register never written.
     Read(Option<i64>),
+    /// The write was acknowledged.
     Write,
     /// Whether the compare-and-set matched and wrote. A definite `false`
     /// (the system said "no match") constrains the history; an operation
@@ -245,7 +254,9 @@ impl Model for Register {
 /// (read = get, write = put, compare-and-set) on the key's value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KvInput {
+    /// The key whose register the operation acts on.
     pub key: String,
+    /// The operation on that key's register.
     pub op: RegisterInput,
 }
 

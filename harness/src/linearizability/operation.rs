@@ -21,7 +21,9 @@ pub struct Operation<I, O> {
     pub client: u64,
     /// When the request was sent.
     pub call: u64,
+    /// What the client asked the object to do.
     pub input: I,
+    /// How it ended, with its return time and output if it returned.
     pub completion: Completion<O>,
 }
 
@@ -30,7 +32,12 @@ pub struct Operation<I, O> {
 #[serde(rename_all = "snake_case")]
 pub enum Completion<O> {
     /// It answered `output` at time `ret` (Jepsen's `:ok`). `ret >= call`.
-    Returned { ret: u64, output: O },
+    Returned {
+        /// When the answer came back, on the clock of `call`.
+        ret: u64,
+        /// The answer.
+        output: O,
+    },
     /// Nobody knows whether it took effect (Jepsen's `:info`: a timeout, a
     /// connection lost mid-request). It may take effect at any time after its
     /// call, or never.

@@ -16,8 +16,11 @@ use super::model::KeyValue;
 /// One row: a shape, its verdict and how long the check took.
 #[derive(Clone, Debug)]
 pub struct SpeedRow {
+    /// The row's label ("10k ops, planted violation").
     pub name: String,
+    /// The shape of the generated history.
     pub shape: Shape,
+    /// Threads the check searched with ([`CheckOptions::threads`]).
     pub threads: usize,
     /// "linearizable", "not linearizable (k3)" or "unknown: ...".
     pub verdict: String,

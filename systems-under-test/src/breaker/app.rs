@@ -19,16 +19,16 @@ use faultline_harness::{EventSink, HostContext, Nanos, Outcome};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::knobs::{Breaker, HalfOpenCalls};
+use super::knobs::{Breaker, HalfOpenCalls, RetryPlacement, TimeoutCovers, TrialTimeouts};
 use super::protocol::{
     AppReply, AppRequest, BreakerEvent, BreakerOp, BreakerState, CacheReply, CallResult, DownstreamReply,
     DownstreamRequest, Source, APP, APP_PORT, CACHE, CACHE_PORT, DOWNSTREAM, DOWNSTREAM_PORT, PROBE_USER,
 };
 use super::rule::{OpenReason, Tally};
-use crate::kit::request::{ask, ask_within};
+use crate::kit::request::{ask, ask_within, CallError};
 use crate::kit::retry::Budget;
 use crate::kit::serve;
-use crate::kit::wire::describe;
+use crate::kit::wire::{describe, read_frame, write_frame};
 
 /// The client's side: one request to the app. Answers from the downstream
 /// (and client errors, answered as such) are fresh; fallbacks are degraded.
@@ -36,6 +36,7 @@ pub async fn request(op: BreakerOp) -> Outcome<Source> {
     match ask::<_, AppReply>(APP, APP_PORT, &AppRequest { user: op.user }).await {
         Ok(AppReply::Items(source @ (Source::Downstream | Source::BadRequest))) => Outcome::Ok(source),
         Ok(AppReply::Items(source)) => Outcome::Degraded(source),
+        Ok(AppReply::Unavailable) => Outcome::Failed("unavailable: the calls failed and there is no fallback".into()),
         Err(error) => Outcome::Failed(describe(&error)),
     }
 }
@@ -100,6 +101,11 @@ impl Machine {
     /// Counts a call's result at `now`; may open or close the breaker.
     /// `probe` marks the health probe's calls (figures leave them out);
     /// `rng` draws the open duration's jitter.
+    /// Is the breaker half-open (a call admitted now would be a trial)?
+    pub fn half_open(&self) -> bool {
+        matches!(self.state, State::HalfOpen { .. })
+    }
+
     pub fn record(
         &mut self,
         config: &Breaker,
@@ -121,6 +127,8 @@ impl Machine {
             _ if !config.enabled => {}
             // A late answer to a call sent before the breaker opened.
             State::Open { .. } => {}
+            // The planted flaw leaves successes uncounted: failures add up.
+            State::Closed if !failed && !config.closed_successes_counted => {}
             State::Closed => {
                 self.tally.record(now, failed);
                 if let Some(reason) = self.tally.holds(now) {
@@ -163,6 +171,32 @@ impl Machine {
     }
 }
 
+/// One attempt's result.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    result: CallResult,
+    /// Where the answer came from, when there was one to give the client.
+    source: Option<Source>,
+    /// The call got no answer within `call_timeout`.
+    timed_out: bool,
+}
+
+/// `call_timeout_covers = "connect"`: the timeout bounds connecting only; a
+/// call whose answer never comes waits for ever.
+async fn ask_connect_within(deadline: Duration, request: &DownstreamRequest) -> Result<DownstreamReply, CallError> {
+    let connect = turmoil::net::TcpStream::connect((DOWNSTREAM, DOWNSTREAM_PORT));
+    let mut stream = match tokio::time::timeout(deadline, connect).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(CallError::Io(describe(&error))),
+        Err(_) => return Err(CallError::Timeout(deadline)),
+    };
+    let exchange = async {
+        write_frame(&mut stream, request).await?;
+        read_frame(&mut stream).await?.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+    };
+    exchange.await.map_err(|error| CallError::Io(describe(&error)))
+}
+
 struct App {
     config: Arc<Breaker>,
     events: EventSink<BreakerEvent>,
@@ -183,7 +217,7 @@ pub async fn serve(config: Arc<Breaker>, context: HostContext<BreakerEvent>) -> 
     });
     serve::serve(APP_PORT, move |request: AppRequest| {
         let app = Rc::clone(&app);
-        async move { Some(AppReply::Items(app.answer(request.user).await)) }
+        async move { Some(app.answer(request.user).await) }
     })
     .await?;
     Ok(())
@@ -194,11 +228,16 @@ impl App {
         self.machine.borrow_mut().admit(&self.config, now(), &mut |event| self.events.emit(event))
     }
 
-    fn record(&self, result: CallResult, user: u32) {
+    /// Counts a call's result, unless it is a trial that timed out and the
+    /// planted `trial_timeouts = "lost"` drops it unreported.
+    fn record(&self, call: Call, user: u32) {
         let mut rng = self.rng.borrow_mut();
         let mut machine = self.machine.borrow_mut();
+        if call.timed_out && self.config.trial_timeouts == TrialTimeouts::Lost && machine.half_open() {
+            return;
+        }
         let probe = user == PROBE_USER;
-        machine.record(&self.config, now(), result, probe, &mut rng, &mut |event| self.events.emit(event));
+        machine.record(&self.config, now(), call.result, probe, &mut rng, &mut |event| self.events.emit(event));
     }
 
     /// A retry may be made: the budget (if any) has a token, spent here.
@@ -206,45 +245,93 @@ impl App {
         self.budget.borrow_mut().as_mut().is_none_or(Budget::try_spend)
     }
 
-    /// Up to `attempts_max` attempts through the breaker, then the fallback.
-    /// Rejections by the breaker are never retried.
-    async fn answer(&self, user: u32) -> Source {
+    /// The answer to a request: from the downstream, else the fallback
+    /// (or, with `fallback = false`, none).
+    async fn answer(&self, user: u32) -> AppReply {
         if let Some(budget) = self.budget.borrow_mut().as_mut() {
             budget.on_request();
         }
-        let backoff = self.config.backoff();
+        let source = match self.config.retry_placement {
+            RetryPlacement::Outside => self.retries_through_breaker(user).await,
+            RetryPlacement::Inside => self.breaker_around_retries(user).await,
+        };
+        match source {
+            Some(source) => AppReply::Items(source),
+            None if self.config.fallback => AppReply::Items(self.fallback(user).await),
+            None => AppReply::Unavailable,
+        }
+    }
+
+    /// Up to `attempts_max` attempts, each through the breaker; rejections
+    /// by the breaker are never retried.
+    async fn retries_through_breaker(&self, user: u32) -> Option<Source> {
         let mut previous = self.config.backoff_base.0;
         for attempt in 1..=self.config.attempts_max {
             if self.admit() == Admission::Rejected {
                 self.events.emit(BreakerEvent::Reject { user });
-                break;
+                return None;
             }
-            if let Some(source) = self.attempt(user).await {
-                return source;
+            let call = self.attempt(user).await;
+            self.record(call, user);
+            if call.source.is_some() || !self.pause_before_retry(attempt, &mut previous, user).await {
+                return call.source;
             }
-            if attempt == self.config.attempts_max {
-                break;
-            }
-            if !self.retry_allowed() {
-                self.events.emit(BreakerEvent::RetrySkipped { user });
-                break;
-            }
-            let pause = backoff.delay(attempt, previous, &mut self.rng.borrow_mut());
-            previous = pause;
-            tokio::time::sleep(pause).await;
         }
-        self.fallback(user).await
+        None
     }
 
-    /// One call to the downstream within `call_timeout`: the answer's
-    /// source, or `None` when the call failed.
-    async fn attempt(&self, user: u32) -> Option<Source> {
+    /// `retry_placement = "inside"`: the breaker admits the request once and
+    /// counts only its last attempt's result; the attempts in between go
+    /// through whatever state the breaker has reached meanwhile.
+    async fn breaker_around_retries(&self, user: u32) -> Option<Source> {
+        if self.admit() == Admission::Rejected {
+            self.events.emit(BreakerEvent::Reject { user });
+            return None;
+        }
+        let mut previous = self.config.backoff_base.0;
+        let mut attempt = 1;
+        loop {
+            assert!(attempt <= self.config.attempts_max, "no attempt past attempts_max");
+            let call = self.attempt(user).await;
+            // The last attempt makes no retry, so the loop ends there at the latest.
+            if call.source.is_some() || !self.pause_before_retry(attempt, &mut previous, user).await {
+                self.record(call, user);
+                return call.source;
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Before retrying after attempt `attempt`: false when there is no retry
+    /// to make (that was the last attempt, or the budget is spent), else
+    /// waits out the backoff.
+    async fn pause_before_retry(&self, attempt: u32, previous: &mut Duration, user: u32) -> bool {
+        if attempt == self.config.attempts_max {
+            return false;
+        }
+        if !self.retry_allowed() {
+            self.events.emit(BreakerEvent::RetrySkipped { user });
+            return false;
+        }
+        let pause = self.config.backoff().delay(attempt, *previous, &mut self.rng.borrow_mut());
+        *previous = pause;
+        tokio::time::sleep(pause).await;
+        true
+    }
+
+    /// One call to the downstream within `call_timeout`: its result as the
+    /// breaker counts it, and the answer's source when it succeeded.
+    async fn attempt(&self, user: u32) -> Call {
         let attempt = self.next_attempt.get();
         self.next_attempt.set(attempt + 1);
         let sent = now();
         let request = DownstreamRequest { user, attempt, sent };
-        let reply = ask_within(self.config.call_timeout.0, DOWNSTREAM, DOWNSTREAM_PORT, &request).await;
-        let (result, source) = match reply {
+        let timeout = self.config.call_timeout.0;
+        let reply = match self.config.call_timeout_covers {
+            TimeoutCovers::Call => ask_within(timeout, DOWNSTREAM, DOWNSTREAM_PORT, &request).await,
+            TimeoutCovers::Connect => ask_connect_within(timeout, &request).await,
+        };
+        let (result, source) = match &reply {
             Ok(DownstreamReply::Items) => {
                 let took = Duration::from_nanos(now().saturating_sub(sent));
                 let slow = self.config.slow_call_threshold.is_some_and(|threshold| took > threshold.0);
@@ -254,8 +341,7 @@ impl App {
             Ok(DownstreamReply::BadRequest) => (CallResult::ClientError, Some(Source::BadRequest)),
             Ok(DownstreamReply::Error) | Err(_) => (CallResult::Failed, None),
         };
-        self.record(result, user);
-        source
+        Call { result, source, timed_out: matches!(reply, Err(CallError::Timeout(_))) }
     }
 
     async fn fallback(&self, user: u32) -> Source {
@@ -374,6 +460,36 @@ mod tests {
         let kinds: Vec<&str> = events.iter().map(|e| faultline_harness::SystemEvent::kind(e)).collect();
         assert_eq!(kinds, ["breaker.record", "breaker.open", "breaker.half_open", "breaker.record", "breaker.close"]);
         assert_eq!(events[1], BreakerEvent::Open { rule: OpenReason::Consecutive { failures: 1 }, for_ns: 1_000 * MS });
+    }
+
+    #[test]
+    fn the_planted_flaw_counts_failures_over_the_breakers_life_and_its_checker_finds_it() {
+        let flawed = Breaker { closed_successes_counted: false, ..Breaker::with_rule(Rule::Consecutive(3)) };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut trace = Vec::new();
+        for config in [&Breaker::with_rule(Rule::Consecutive(3)), &flawed] {
+            let mut machine = Machine::new(config);
+            let mut events = Vec::new();
+            for (at, result) in [CallResult::Failed, CallResult::Ok].into_iter().cycle().take(6).enumerate() {
+                machine.record(config, at as u64 * MS, result, false, &mut rng, &mut |event| events.push(event));
+            }
+            let opened = events.iter().any(|event| matches!(event, BreakerEvent::Open { .. }));
+            assert_eq!(opened, !config.closed_successes_counted, "three failures, never in a row");
+            trace = events
+                .into_iter()
+                .enumerate()
+                .map(|(at, event)| TraceEvent {
+                    at: at as u64 * MS,
+                    source: APP.into(),
+                    event: Happening::System(event),
+                })
+                .collect();
+        }
+        let history = History::new(Vec::new());
+        let context = CheckContext { history: &history, trace: &trace, faults: &[], heal_at: 0, end: 0 };
+        let violations = check_legal_transitions(&flawed, &context);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].message.contains("opened from closed (on 3 consecutive failures)"), "{violations:?}");
     }
 
     #[test]

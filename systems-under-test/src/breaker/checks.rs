@@ -638,6 +638,18 @@ mod tests {
         assert!(recovery(&trace, 5000, 1000).is_empty(), "the restart left the breaker closed");
     }
 
+    #[test]
+    fn breaker_events_from_another_host_are_not_the_apps_breaker() {
+        // Only the app's breaker is followed: the same events from another
+        // host (a second app, or a mistake) change none of its checkers.
+        let elsewhere = |entry: TraceEvent<BreakerEvent>| TraceEvent { source: "app-2".into(), ..entry };
+        let trace = vec![elsewhere(fail(1)), elsewhere(opened(1)), call(5, 1, 5), elsewhere(half_open(10))];
+        assert!(legal(&consecutive(5), &trace).is_empty(), "not the app's transitions");
+        assert!(fail_fast(&trace).is_empty(), "the app's breaker never opened");
+        assert!(admission(&trace, 1).is_empty());
+        assert!(recovery(&[elsewhere(opened(4000))], 5000, 2000).is_empty());
+    }
+
     // recovery
 
     #[test]

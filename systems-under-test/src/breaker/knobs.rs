@@ -82,6 +82,42 @@ impl<'de> Deserialize<'de> for HalfOpenCalls {
     }
 }
 
+/// Where the retries sit relative to the breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryPlacement {
+    /// Retries around the breaker: every attempt asks it first (the default).
+    Outside,
+    /// The breaker around the retries: it admits a request once and counts
+    /// its final result, so the retries beneath it go on after it opens (a
+    /// real misconfiguration: decorators composed the wrong way round).
+    Inside,
+}
+
+/// What a call's timeout bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeoutCovers {
+    /// The whole call: connecting, sending and waiting for the answer.
+    Call,
+    /// Only connecting (a real flaw: a connect timeout and no read timeout),
+    /// so a call whose answer is lost waits for ever.
+    Connect,
+}
+
+/// What the breaker does with a trial call that timed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialTimeouts {
+    /// It counts as a failed trial: the breaker opens again.
+    Counted,
+    /// A planted flaw: it is never reported to the breaker, as a timeout
+    /// that surfaces as a cancellation the breaker ignores (Polly #311,
+    /// rezilience #521); the breaker stays half-open with its trial slots
+    /// spent and rejects every call for good.
+    Lost,
+}
+
 /// The configured breaker system (its knobs are its whole state).
 #[derive(Debug, Serialize)]
 pub struct Breaker {
@@ -104,12 +140,22 @@ pub struct Breaker {
     pub downstream_failure_rate: f64,
     pub service_time: DurRange,
     pub bad_request_ratio: f64,
+    /// Answer from the cache or static defaults when the calls fail or the
+    /// breaker is open; false answers an error instead.
+    pub fallback: bool,
+    pub retry_placement: RetryPlacement,
+    pub call_timeout_covers: TimeoutCovers,
+    pub trial_timeouts: TrialTimeouts,
+    /// A planted flaw when false: successes while closed are not counted, so
+    /// failures add up over the breaker's life instead of in a row (or in
+    /// the window), and it opens although its rule does not hold.
+    pub closed_successes_counted: bool,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct BreakerKnobs {
-    breaker: Option<bool>,
+    breaker: Option<Spanned<bool>>,
     failure_threshold: Option<Spanned<i64>>,
     failure_rate: Option<Probability>,
     window: Option<Window>,
@@ -131,11 +177,27 @@ struct BreakerKnobs {
     downstream_failure_rate: Option<Probability>,
     service_time: Option<DurRange>,
     bad_request_ratio: Option<Probability>,
+    fallback: Option<bool>,
+    retry_placement: Option<RetryPlacement>,
+    call_timeout_covers: Option<TimeoutCovers>,
+    trial_timeouts: Option<TrialTimeouts>,
+    closed_successes: Option<ClosedSuccesses>,
+}
+
+/// `closed_successes`: whether the breaker counts the successes of a
+/// closed breaker (`"counted"`) or, a planted flaw, only its failures
+/// (`"ignored"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ClosedSuccesses {
+    Counted,
+    Ignored,
 }
 
 pub fn configure(knobs: &Knobs<'_>) -> Result<Breaker, InputError> {
     let raw: BreakerKnobs = knobs.parse()?;
     let rule = rule(knobs, &raw)?;
+    variants_need_a_breaker(knobs, &raw)?;
     let open_duration = knobs.positive(&raw.open_duration, Dur::from_secs(1), "open_duration")?;
     let open_duration_max = match &raw.open_duration_max {
         None => open_duration,
@@ -143,7 +205,7 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Breaker, InputError> {
         Some(d) => return Err(knobs.error(d.span(), "open_duration_max must be at least open_duration")),
     };
     Ok(Breaker {
-        enabled: raw.breaker.unwrap_or(true),
+        enabled: raw.breaker.as_ref().is_none_or(|b| *b.get_ref()),
         rule,
         call_timeout: knobs.positive(&raw.call_timeout, Dur::from_millis(100), "call_timeout")?,
         open_duration,
@@ -162,7 +224,28 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Breaker, InputError> {
         downstream_failure_rate: raw.downstream_failure_rate.map_or(0.0, |p| p.0),
         service_time: raw.service_time.unwrap_or(DurRange { min: Dur::from_millis(1), max: Dur::from_millis(5) }),
         bad_request_ratio: raw.bad_request_ratio.map_or(0.01, |p| p.0),
+        fallback: raw.fallback.unwrap_or(true),
+        retry_placement: raw.retry_placement.unwrap_or(RetryPlacement::Outside),
+        call_timeout_covers: raw.call_timeout_covers.unwrap_or(TimeoutCovers::Call),
+        trial_timeouts: raw.trial_timeouts.unwrap_or(TrialTimeouts::Counted),
+        closed_successes_counted: raw.closed_successes != Some(ClosedSuccesses::Ignored),
     })
+}
+
+/// The breaker's own variants mean nothing without a breaker.
+fn variants_need_a_breaker(knobs: &Knobs<'_>, raw: &BreakerKnobs) -> Result<(), InputError> {
+    let Some(off) = raw.breaker.as_ref().filter(|b| !*b.get_ref()) else { return Ok(()) };
+    let set = [
+        ("retry_placement", raw.retry_placement.is_some()),
+        ("trial_timeouts", raw.trial_timeouts.is_some()),
+        ("closed_successes", raw.closed_successes.is_some()),
+    ];
+    match set.iter().find(|(_, is_set)| *is_set) {
+        Some((name, _)) => {
+            Err(knobs.conflict(off, "breaker = false", name, "this knob changes how the breaker works; there is none"))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The opening rule: consecutive failures, or a failure rate, not both.
@@ -277,6 +360,33 @@ mod tests {
         assert!(factor.contains("backoff_factor must be between 1 and 100, found 0.5"), "{factor}");
         assert!(configure_from("attempts_max = 0").is_err());
         assert!(configure_from("call_timeout = \"0ms\"").is_err());
+        // The breaker's own variants need a breaker.
+        for variant in ["retry_placement = \"inside\"", "trial_timeouts = \"lost\"", "closed_successes = \"ignored\""] {
+            let error = configure_from(&format!("breaker = false\n{variant}")).unwrap_err().to_string();
+            let name = variant.split(' ').next().unwrap();
+            assert!(error.contains(&format!("breaker = false cannot be used with {name}")), "{error}");
+        }
+        assert!(configure_from("breaker = false\nfallback = false\ncall_timeout_covers = \"connect\"").is_ok());
+    }
+
+    #[test]
+    fn the_flawed_variants_are_off_by_default_and_named_by_their_knobs() {
+        let breaker = configure_from("").unwrap();
+        assert!(breaker.enabled && breaker.fallback && breaker.closed_successes_counted);
+        assert_eq!(breaker.retry_placement, RetryPlacement::Outside);
+        assert_eq!(breaker.call_timeout_covers, TimeoutCovers::Call);
+        assert_eq!(breaker.trial_timeouts, TrialTimeouts::Counted);
+        let flawed = configure_from(
+            "fallback = false\nretry_placement = \"inside\"\ncall_timeout_covers = \"connect\"\n\
+             trial_timeouts = \"lost\"\nclosed_successes = \"ignored\"",
+        )
+        .unwrap();
+        assert!(!flawed.fallback && !flawed.closed_successes_counted);
+        assert_eq!(
+            (flawed.retry_placement, flawed.call_timeout_covers, flawed.trial_timeouts),
+            (RetryPlacement::Inside, TimeoutCovers::Connect, TrialTimeouts::Lost)
+        );
+        assert!(configure_from("retry_placement = \"around\"").is_err());
     }
 
     #[test]

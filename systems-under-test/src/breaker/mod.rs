@@ -47,7 +47,7 @@ pub use checks::{
     check_bounded_response_time, check_fail_fast, check_graceful_degradation, check_half_open_admission,
     check_legal_transitions, check_recovery, client_attempts, degraded_share, peak_after_recovery,
 };
-pub use knobs::{Breaker, HalfOpenCalls, Window};
+pub use knobs::{Breaker, HalfOpenCalls, RetryPlacement, TimeoutCovers, TrialTimeouts, Window};
 pub use protocol::{BreakerEvent, BreakerOp, BreakerState, CallResult, Source};
 pub use rule::{OpenReason, Rule};
 
@@ -176,6 +176,37 @@ static DOC: SystemDoc = SystemDoc {
             unit: "probability",
             default: "0.01",
             about: "share of requests that are client errors (answered, never retried)",
+        },
+        KnobDoc {
+            name: "fallback",
+            unit: "bool",
+            default: "true",
+            about: "answer from the cache or static defaults when calls fail; false answers an error (no fallbacks)",
+        },
+        KnobDoc {
+            name: "retry_placement",
+            unit: "string",
+            default: "outside",
+            about: "outside: every attempt asks the breaker | inside: the breaker wraps the retries (a flaw)",
+        },
+        KnobDoc {
+            name: "call_timeout_covers",
+            unit: "string",
+            default: "call",
+            about: "call: the whole call | connect: only connecting (a flaw: no read timeout)",
+        },
+        KnobDoc {
+            name: "trial_timeouts",
+            unit: "string",
+            default: "counted",
+            about:
+                "counted: a timed-out trial reopens the breaker | lost (planted flaw): never reported, stuck half-open",
+        },
+        KnobDoc {
+            name: "closed_successes",
+            unit: "string",
+            default: "counted",
+            about: "counted | ignored (planted flaw: failures add up over the breaker's life, not in a row)",
         },
     ],
     events: &[

@@ -41,10 +41,13 @@ pub struct AppRequest {
     pub user: u32,
 }
 
-/// The app's answer: items, labelled with their source.
+/// The app's answer: items, labelled with their source, or (with
+/// `fallback = false`) none.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum AppReply {
     Items(Source),
+    /// The calls failed or the breaker refused, and there is no fallback.
+    Unavailable,
 }
 
 /// One attempt of the app at the downstream.

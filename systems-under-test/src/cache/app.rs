@@ -5,6 +5,9 @@
 //! the client whether or not the DEL arrived. An app gives up on the cache
 //! after `cache_timeout` and reads the database instead, without filling the
 //! cache. With coalescing, one database load per key is in flight per app.
+//! With `cache_connections = "pooled"`, an app keeps idle connections to the
+//! cache and reuses them (closing one whose request failed or timed out);
+//! `"pooled-reuse-timed-out"` is a planted flaw that keeps those too.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -17,18 +20,22 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
 
-use super::knobs::{Cache, Invalidation};
+use super::knobs::{Cache, CacheConnections, Invalidation};
 use super::protocol::{
     app_host, Access, AppReply, AppRequest, CacheEvent, CacheOp, CacheReply, CacheRequest, DbReply, DbRequest,
     APP_PORT, CACHE, CACHE_PORT, DB, DB_PORT,
 };
 use crate::kit::request::{ask, ask_within, CallError};
 use crate::kit::serve;
-use crate::kit::wire::describe;
+use crate::kit::wire::{describe, read_frame, write_frame};
 
 /// With coalescing, how many loads a lease holder waits out before it gives
 /// up filling the cache itself.
 const LOAD_ROUNDS_MAX: usize = 4;
+
+/// Idle cache connections an app keeps at most (`cache_connections =
+/// "pooled"`); more are closed.
+const POOL_IDLE_MAX: usize = 32;
 
 /// A workload client's call: one request to the op's app. The harness's
 /// deadline bounds it.
@@ -42,6 +49,14 @@ pub async fn call(op: CacheOp) -> Outcome<u64> {
         Ok(AppReply::Error(error)) => Outcome::Failed(error),
         Err(error) => Outcome::Failed(describe(&error)),
     }
+}
+
+/// Writes one request on `stream` and reads the next answer on it.
+async fn exchange(stream: &mut turmoil::net::TcpStream, request: &CacheRequest) -> std::io::Result<CacheReply> {
+    write_frame(stream, request).await?;
+    read_frame(stream)
+        .await?
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the cache closed the connection"))
 }
 
 /// A caller waiting for a coalesced load's result.
@@ -64,6 +79,8 @@ struct App {
     loading: RefCell<BTreeMap<u32, Vec<LoadWaiter>>>,
     /// Loads started by this incarnation.
     loads: Cell<u64>,
+    /// Idle connections to the cache, with a pooled `cache_connections`.
+    pool: RefCell<Vec<turmoil::net::TcpStream>>,
 }
 
 pub async fn serve(cache: Arc<Cache>, context: HostContext<CacheEvent>) -> HostResult {
@@ -73,6 +90,7 @@ pub async fn serve(cache: Arc<Cache>, context: HostContext<CacheEvent>) -> HostR
         rng: RefCell::new(context.rng),
         loading: RefCell::new(BTreeMap::new()),
         loads: Cell::new(0),
+        pool: RefCell::new(Vec::new()),
     });
     serve::serve(APP_PORT, move |request: AppRequest| {
         let app = Rc::clone(&app);
@@ -93,7 +111,45 @@ pub async fn serve(cache: Arc<Cache>, context: HostContext<CacheEvent>) -> HostR
 
 impl App {
     async fn cache_call(&self, request: &CacheRequest) -> Result<CacheReply, CallError> {
-        ask_within(self.cache.cache_timeout.0, CACHE, CACHE_PORT, request).await
+        match self.cache.cache_connections {
+            CacheConnections::Fresh => ask_within(self.cache.cache_timeout.0, CACHE, CACHE_PORT, request).await,
+            CacheConnections::Pooled | CacheConnections::PooledReuseTimedOut => self.pooled_call(request).await,
+        }
+    }
+
+    /// One request over an idle pooled connection (or a new one) within
+    /// `cache_timeout`. An answered connection goes back to the pool; one
+    /// that failed is closed, and so is one that timed out, whose answer may
+    /// still arrive, unless the planted flaw keeps it: then the next request
+    /// on it reads that late answer as its own.
+    async fn pooled_call(&self, request: &CacheRequest) -> Result<CacheReply, CallError> {
+        let deadline = self.cache.cache_timeout.0;
+        let started = tokio::time::Instant::now();
+        let idle = self.pool.borrow_mut().pop();
+        let mut stream = match idle {
+            Some(stream) => stream,
+            None => match tokio::time::timeout(deadline, turmoil::net::TcpStream::connect((CACHE, CACHE_PORT))).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return Err(CallError::Io(describe(&error))),
+                Err(_) => return Err(CallError::Timeout(deadline)),
+            },
+        };
+        let left = deadline.saturating_sub(started.elapsed());
+        let result = tokio::time::timeout(left, exchange(&mut stream, request)).await;
+        let (keep, answer) = match result {
+            Ok(Ok(reply)) => (true, Ok(reply)),
+            Ok(Err(error)) => (false, Err(CallError::Io(describe(&error)))),
+            Err(_) => {
+                let reuse = self.cache.cache_connections == CacheConnections::PooledReuseTimedOut;
+                (reuse, Err(CallError::Timeout(deadline)))
+            }
+        };
+        let mut pool = self.pool.borrow_mut();
+        if keep && pool.len() < POOL_IDLE_MAX {
+            pool.push(stream);
+        }
+        assert!(pool.len() <= POOL_IDLE_MAX, "the pool stays bounded");
+        answer
     }
 
     async fn db_call(&self, request: &DbRequest) -> Result<u64, String> {

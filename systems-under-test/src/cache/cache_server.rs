@@ -1,5 +1,6 @@
 //! The cache: GET, SET with a TTL, DEL, plus memcache-style leases and
-//! version fences. Memory only: a crash empties it.
+//! version fences. Memory only: a crash empties it. With `sliding_ttl`, a
+//! hit extends the entry's life by its TTL (expire after access).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -22,11 +23,14 @@ pub const LEASE_TTL: Duration = Duration::from_secs(2);
 struct Entry {
     version: u64,
     expires: Instant,
+    /// The TTL the SET gave it, which a hit renews with `sliding_ttl`.
+    ttl: Duration,
 }
 
 /// What the cache holds.
 struct State {
     invalidation: Invalidation,
+    sliding_ttl: bool,
     entries: BTreeMap<u32, Entry>,
     /// Lease tokens handed out on misses, with when.
     leases: BTreeMap<u32, (u64, Instant)>,
@@ -39,6 +43,7 @@ struct State {
 pub async fn serve(cache: Arc<Cache>, context: HostContext<CacheEvent>) -> HostResult {
     let state = Rc::new(RefCell::new(State {
         invalidation: cache.invalidation,
+        sliding_ttl: cache.sliding_ttl,
         entries: BTreeMap::new(),
         leases: BTreeMap::new(),
         next_token: 0,
@@ -58,7 +63,7 @@ impl State {
         match request {
             CacheRequest::Get { key } => self.get(key, now),
             CacheRequest::Set { key, version, ttl_ms, token } => {
-                self.set(key, version, token, now + Duration::from_millis(ttl_ms))
+                self.set(key, version, token, now, Duration::from_millis(ttl_ms))
             }
             CacheRequest::Delete { key, version } => self.delete(key, version),
         }
@@ -67,7 +72,10 @@ impl State {
     /// A hit, or a miss (with leases, with a token unless another caller's
     /// lease on the key is still fresh).
     fn get(&mut self, key: u32, now: Instant) -> CacheReply {
-        if let Some(entry) = self.entries.get(&key).filter(|e| e.expires > now) {
+        if let Some(entry) = self.entries.get_mut(&key).filter(|e| e.expires > now) {
+            if self.sliding_ttl {
+                entry.expires = now + entry.ttl;
+            }
             return CacheReply::Hit(entry.version);
         }
         self.entries.remove(&key);
@@ -84,7 +92,7 @@ impl State {
         CacheReply::Miss { token: Some(self.next_token) }
     }
 
-    fn set(&mut self, key: u32, version: u64, token: Option<u64>, expires: Instant) -> CacheReply {
+    fn set(&mut self, key: u32, version: u64, token: Option<u64>, now: Instant, ttl: Duration) -> CacheReply {
         if let Some(reason) = self.refusal(key, version, token) {
             self.events.emit(CacheEvent::SetRefused { key, version, reason });
             return CacheReply::Refused;
@@ -93,7 +101,7 @@ impl State {
             let lease = self.leases.remove(&key);
             assert!(lease.is_some_and(|(held, _)| Some(held) == token), "a lease SET spends the key's lease");
         }
-        self.entries.insert(key, Entry { version, expires });
+        self.entries.insert(key, Entry { version, expires: now + ttl, ttl });
         self.events.emit(CacheEvent::Set { key, version });
         CacheReply::Stored
     }

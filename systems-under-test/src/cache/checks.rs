@@ -27,21 +27,39 @@ fn reads(history: &History<CacheOp, u64>) -> impl Iterator<Item = (&Operation<Ca
     history.ops.iter().filter(|op| op.op.access == Access::Read).filter_map(|op| op.outcome.value().map(|v| (op, *v)))
 }
 
+/// When each version of each key was first committed, from the database's
+/// events.
+fn first_commits(context: &CheckContext<'_, Cache>) -> BTreeMap<u32, BTreeMap<u64, Nanos>> {
+    let mut commits: BTreeMap<u32, BTreeMap<u64, Nanos>> = BTreeMap::new();
+    for (at, source, event) in context.events() {
+        if let (DB, CacheEvent::DbWrite { key, version }) = (source, event) {
+            commits.entry(*key).or_default().entry(*version).or_insert(at);
+        }
+    }
+    commits
+}
+
 /// `reads-see-written-values`: every version a read returns was committed by
-/// the database (or is the initial 0).
+/// the database before the read completed (or is the initial 0).
 pub fn check_reads_see_written_values(context: &CheckContext<'_, Cache>) -> Vec<Violation> {
-    let commits = commits(context);
-    reads(context.history)
-        .filter(|(op, version)| *version != 0 && !commits.get(&op.op.key).is_some_and(|c| c.contains_key(version)))
-        .map(|(op, version)| {
-            Violation::new(format!(
-                "read #{} of key {} returned version {version}, which no write produced",
-                op.id, op.op.key
-            ))
-            .at(op.completed)
-            .ops([op.id])
-        })
-        .collect()
+    let commits = first_commits(context);
+    let mut violations = Vec::new();
+    for (op, version) in reads(context.history).filter(|(_, version)| *version != 0) {
+        let committed = commits.get(&op.op.key).and_then(|c| c.get(&version)).copied();
+        let why = match committed {
+            None => "which no write produced".to_string(),
+            Some(at) if at >= op.completed => {
+                format!("which was committed only at {}, after the read completed", format_nanos(at))
+            }
+            Some(_) => continue,
+        };
+        violations.push(
+            Violation::new(format!("read #{} of key {} returned version {version}, {why}", op.id, op.op.key))
+                .at(op.completed)
+                .ops([op.id]),
+        );
+    }
+    violations
 }
 
 /// `bounded-staleness`: a read may return version v only if v was current
@@ -311,6 +329,25 @@ mod tests {
     }
 
     #[test]
+    fn a_read_may_not_return_a_version_committed_only_after_it_completed() {
+        let history = History::new(vec![
+            op(Access::Read, 1, 1, 5, Outcome::Ok(1)), // committed at 2ms, first of two commits: fine
+            op(Access::Read, 1, 10, 15, Outcome::Ok(2)), // committed at 40ms: from the future
+            op(Access::Read, 1, 30, 40, Outcome::Ok(2)), // completed as it was committed: still too early
+            op(Access::Read, 1, 41, 45, Outcome::Ok(2)), // after the commit: fine
+        ]);
+        // Version 1 committed twice (a database that lost its rows): the first counts.
+        let trace = [write(2, 1, 1), write(40, 1, 2), write(60, 1, 1)];
+        let violations = check_reads_see_written_values(&context(&history, &trace));
+        assert_eq!(violations.iter().map(|v| v.ops[0]).collect::<Vec<_>>(), vec![1, 2], "{violations:?}");
+        assert_eq!(
+            violations[0].message,
+            "read #1 of key 1 returned version 2, which was committed only at 0.040000s, after the read completed"
+        );
+        assert_eq!(violations[0].at, Some(15 * MS));
+    }
+
+    #[test]
     fn reads_of_written_values_pass() {
         let history = History::new(vec![op(Access::Read, 1, 10, 15, Outcome::Ok(1))]);
         assert!(check_reads_see_written_values(&context(&history, &[write(8, 1, 1)])).is_empty());
@@ -332,6 +369,29 @@ mod tests {
         assert_eq!(violations[0].at, Some(160 * MS));
         assert!(message(&violations[0]).contains("replaced 0.060s before the read began (bound 0.050s)"));
         assert!(check_bounded_staleness(&context(&history, &trace), 60 * MS).is_empty(), "60ms is within 60ms");
+    }
+
+    #[test]
+    fn only_the_databases_commits_replace_a_version() {
+        // An app reporting db.write (a mistake) does not replace version 1.
+        let trace = [write(10, 1, 1), event(100, "app-1", CacheEvent::DbWrite { key: 1, version: 2 })];
+        let history = History::new(vec![op(Access::Read, 1, 500, 505, Outcome::Ok(1))]);
+        assert!(check_bounded_staleness(&context(&history, &trace), 50 * MS).is_empty());
+        // Another key's replacement does not make this key's version stale either.
+        let other = [write(10, 1, 1), write(100, 2, 2)];
+        assert!(check_bounded_staleness(&context(&history, &other), 50 * MS).is_empty());
+    }
+
+    #[test]
+    fn a_read_begun_as_a_write_completes_need_not_see_it() {
+        let history = History::new(vec![
+            op(Access::Write, 1, 10, 50, Outcome::Ok(2)),
+            op(Access::Read, 1, 50, 55, Outcome::Ok(1)), // began at the very instant: concurrent
+            op(Access::Read, 1, 51, 56, Outcome::Ok(1)), // began after: stale
+        ]);
+        let violations = check_reads_see_completed_writes(&history);
+        assert_eq!(violations.iter().map(|v| v.ops.clone()).collect::<Vec<_>>(), vec![vec![2, 0]]);
+        assert_eq!(violations[0].at, Some(51 * MS));
     }
 
     #[test]

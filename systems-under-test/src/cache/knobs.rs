@@ -21,13 +21,35 @@ pub enum Invalidation {
     Versioned,
 }
 
+/// How an app holds its connections to the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheConnections {
+    /// A fresh connection per request (the default).
+    Fresh,
+    /// A pool of idle connections, each reused by the next request; a
+    /// connection whose request failed or timed out is closed, since its
+    /// answer may still be on the way.
+    Pooled,
+    /// A planted flaw: the pool takes back a connection whose request timed
+    /// out, so the late answer to that request is read as the answer to the
+    /// next one on it (redis-py's connection reuse after a cancelled
+    /// command, behind OpenAI's incident of 20 March 2023; docs/cache.md).
+    PooledReuseTimedOut,
+}
+
 /// The configured cache-aside system.
 #[derive(Debug, Serialize)]
 pub struct Cache {
     pub invalidation: Invalidation,
     pub ttl: Dur,
     pub ttl_jitter: Dur,
+    /// Each hit extends the entry's life by its TTL (expire after access),
+    /// a real flaw against lost invalidations: a stale value that is read
+    /// often enough never expires.
+    pub sliding_ttl: bool,
     pub coalescing: bool,
+    pub cache_connections: CacheConnections,
     pub cache_timeout: Dur,
     pub db_timeout: Dur,
     /// Requests per second.
@@ -56,7 +78,9 @@ struct CacheKnobs {
     invalidation: Option<Invalidation>,
     ttl: Option<Spanned<Dur>>,
     ttl_jitter: Option<Dur>,
+    sliding_ttl: Option<bool>,
     coalescing: Option<bool>,
+    cache_connections: Option<CacheConnections>,
     cache_timeout: Option<Spanned<Dur>>,
     db_timeout: Option<Spanned<Dur>>,
     db_capacity: Option<Spanned<Rate>>,
@@ -76,7 +100,9 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Cache, InputError> {
         invalidation: raw.invalidation.unwrap_or(Invalidation::Delete),
         ttl: knobs.positive(&raw.ttl, Dur::from_secs(5), "ttl")?,
         ttl_jitter: raw.ttl_jitter.unwrap_or(Dur::ZERO),
+        sliding_ttl: raw.sliding_ttl.unwrap_or(false),
         coalescing: raw.coalescing.unwrap_or(false),
+        cache_connections: raw.cache_connections.unwrap_or(CacheConnections::Fresh),
         cache_timeout: knobs.positive(&raw.cache_timeout, Dur::from_millis(50), "cache_timeout")?,
         db_timeout: knobs.positive(&raw.db_timeout, Dur::from_millis(500), "db_timeout")?,
         db_capacity: knobs.rate(&raw.db_capacity, 2000.0, "db_capacity")?,

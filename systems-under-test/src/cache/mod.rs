@@ -40,7 +40,7 @@ pub use checks::{
     check_bounded_staleness, check_origin_protection, check_reads_see_completed_writes, check_reads_see_written_values,
     hit_ratio, stampede, Stampede,
 };
-pub use knobs::{Cache, Invalidation};
+pub use knobs::{Cache, CacheConnections, Invalidation};
 pub use protocol::{Access, CacheEvent, CacheOp, Refusal, PROBE_KEY};
 
 static DOC: SystemDoc = SystemDoc {
@@ -62,10 +62,22 @@ static DOC: SystemDoc = SystemDoc {
             about: "a random extra TTL, uniform up to this, per SET",
         },
         KnobDoc {
+            name: "sliding_ttl",
+            unit: "bool",
+            default: "false",
+            about: "each hit renews the entry's TTL (expire after access): a flaw, as a value read often never expires",
+        },
+        KnobDoc {
             name: "coalescing",
             unit: "bool",
             default: "false",
             about: "one database load per key in flight per app; other misses wait for it",
+        },
+        KnobDoc {
+            name: "cache_connections",
+            unit: "string",
+            default: "fresh",
+            about: "fresh (one per request) | pooled | pooled-reuse-timed-out (a planted flaw: a timed-out connection is reused)",
         },
         KnobDoc {
             name: "cache_timeout",
@@ -175,7 +187,7 @@ impl System for Cache {
         vec![
             Invariant {
                 name: READS_SEE_WRITTEN_VALUES,
-                about: "every read returns a version some write produced, or the initial version 0",
+                about: "every read returns a version a write had produced before the read completed, or the initial version 0",
                 check: |_, context| Ok(check_reads_see_written_values(context)),
             },
             Invariant {
@@ -324,6 +336,10 @@ mod tests {
         assert_eq!((cache.invalidation, cache.apps, cache.keys, cache.db_queue), (Invalidation::Delete, 2, 50, 200));
         assert_eq!((cache.db_capacity, cache.read_ratio, cache.zipf), (2000.0, 0.9, 0.0));
         assert!(cache.key_draw.is_none());
+        assert_eq!((cache.sliding_ttl, cache.cache_connections), (false, CacheConnections::Fresh));
+        let pooled = configure("sliding_ttl = true\ncache_connections = \"pooled-reuse-timed-out\"").unwrap();
+        assert_eq!((pooled.sliding_ttl, pooled.cache_connections), (true, CacheConnections::PooledReuseTimedOut));
+        assert!(configure("cache_connections = \"shared\"").is_err());
         assert_eq!(cache.hosts(), vec!["db", "cache", "app-1", "app-2"]);
         let error = configure("zipf = 11.0").unwrap_err().to_string();
         assert!(error.contains("zipf must be between 0 and 10"), "{error}");

@@ -73,9 +73,42 @@ mod tests {
     }
 
     #[test]
+    fn every_request_overtaken_by_a_later_one_is_flagged() {
+        // 3 finished before 1 and 2, which it was received after: two violations,
+        // each against the highest number finished so far.
+        let violations = check(&[served(1, 0), served(2, 3), served(3, 1), served(4, 2), served(5, 4)]);
+        let messages: Vec<&str> = violations.iter().map(|v| v.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "the server finished request 1 after request 3, which it received later",
+                "the server finished request 2 after request 3, which it received later"
+            ]
+        );
+        assert_eq!(violations.iter().map(|v| v.at).collect::<Vec<_>>(), [Some(3), Some(4)]);
+    }
+
+    fn reset(at: u64, event: fn(String) -> Happening<CalibrationEvent>, host: &str) -> TraceEvent<CalibrationEvent> {
+        TraceEvent { at, source: HARNESS.into(), event: event(host.into()) }
+    }
+
+    fn restart(host: String) -> Happening<CalibrationEvent> {
+        Happening::HostRestart { host }
+    }
+
+    fn crash(host: String) -> Happening<CalibrationEvent> {
+        Happening::HostCrash { host }
+    }
+
+    #[test]
     fn a_restart_starts_the_numbering_afresh() {
-        let restart =
-            TraceEvent { at: 5, source: HARNESS.into(), event: Happening::HostRestart { host: "server".into() } };
-        assert!(check(&[served(1, 7), restart, served(6, 0)]).is_empty());
+        assert!(check(&[served(1, 7), reset(5, restart, "server"), served(6, 0)]).is_empty());
+        // A restart at the very time of the next served event counts first.
+        assert!(check(&[served(1, 7), reset(5, restart, "server"), served(5, 0)]).is_empty());
+        // A crash and its restart, both before the next event.
+        let both = [served(1, 7), reset(3, crash, "server"), reset(4, restart, "server"), served(6, 2), served(7, 1)];
+        assert_eq!(check(&both).len(), 1, "after the restart, 1 after 2 is still out of order");
+        // Another host's restart changes nothing.
+        assert_eq!(check(&[served(1, 7), reset(5, restart, "client-0"), served(6, 0)]).len(), 1);
     }
 }
