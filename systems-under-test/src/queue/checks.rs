@@ -42,6 +42,15 @@ fn span(duration: Nanos) -> String {
     faultline_harness::units::format_duration(Duration::from_nanos(duration))
 }
 
+/// The last moment the run recorded: its last trace entry or operation's
+/// end (at most the workload's end). A run whose clients all stopped early
+/// (a load that ramps to nothing) ends there, before `context.end`.
+fn horizon(context: &CheckContext<'_, Queue>) -> Nanos {
+    let traced = context.trace.iter().map(|entry| entry.at).max().unwrap_or(0);
+    let operated = context.history.ops.iter().map(|op| op.completed).max().unwrap_or(0);
+    traced.max(operated).min(context.end)
+}
+
 /// What the checkers follow of the broker, in order: its resets (its memory
 /// is gone; a restart reads the log back) and its events.
 #[derive(Clone, Copy, Debug)]
@@ -199,10 +208,12 @@ fn event_name(event: &QueueEvent) -> &'static str {
 pub fn check_conservation(queue: &Queue, context: &CheckContext<'_, Queue>) -> CheckResult {
     let mut replay = Replay::of(context);
     let settle = nanos(queue.settle_within.0);
+    let horizon = horizon(context);
     let mut unjudged = 0usize;
+    // Jobs whose deadline lies past the run's end cannot be judged.
     for (job, tracked) in &replay.jobs {
         let deadline = tracked.accepted_at.max(context.heal_at) + settle;
-        if deadline > context.end {
+        if deadline > horizon {
             unjudged += usize::from(tracked.accepted_at < context.heal_at);
             continue;
         }
@@ -221,8 +232,9 @@ pub fn check_conservation(queue: &Queue, context: &CheckContext<'_, Queue>) -> C
     }
     if replay.violations.is_empty() && unjudged > 0 {
         return Err(Unjudged(format!(
-            "{unjudged} job(s) accepted before the heal phase could not be judged: the heal phase is shorter than \
-             settle_within ({}); lengthen `heal`",
+            "{unjudged} job(s) accepted before the heal phase could not be judged: the run ended at {}, before \
+             settle_within ({}) after the heal phase's start; lengthen `heal`",
+            seconds(horizon),
             queue.settle_within
         )));
     }
@@ -490,7 +502,7 @@ fn unanswered(queue: &Queue, context: &CheckContext<'_, Queue>) -> Vec<Violation
     let mut violations = Vec::new();
     if let Some(timeout) = queue.api_timeout {
         let bound = nanos(timeout.0) + ANSWER_SLACK;
-        let horizon = context.trace.last().map_or(0, |entry| entry.at);
+        let horizon = horizon(context);
         for (request, received) in &submits {
             let message = match received.answered {
                 Some((at, answer)) if at - received.at > bound => format!(
@@ -615,7 +627,7 @@ fn latencies(context: &CheckContext<'_, Queue>) -> (Vec<Nanos>, Vec<Nanos>) {
     for tracked in replay.jobs.values() {
         match tracked.finished_at() {
             Some(at) => finished.push(at - tracked.accepted_at),
-            None => unfinished.push(context.end.saturating_sub(tracked.accepted_at)),
+            None => unfinished.push(horizon(context).saturating_sub(tracked.accepted_at)),
         }
     }
     (finished, unfinished)
@@ -668,8 +680,9 @@ fn sink_recoveries(context: &CheckContext<'_, Queue>) -> Vec<Nanos> {
     ends
 }
 
-/// The sink's busiest [`LOAD_WINDOW`] in the [`RECOVERY_SPAN`] after `back`,
-/// in calls per second (every call that reached it: applied, stored, refused).
+/// The busiest [`LOAD_WINDOW`] of `calls` in the [`RECOVERY_SPAN`] after
+/// `back`, per second (for the sink: every call that reached it, applied,
+/// stored or refused).
 fn peak_load_after(calls: &[Nanos], back: Nanos) -> f64 {
     let within: Vec<Nanos> = calls.iter().copied().filter(|at| *at >= back && *at < back + RECOVERY_SPAN).collect();
     let mut most = 0usize;
@@ -717,13 +730,20 @@ pub fn check_sink_load_slo(queue: &Queue, context: &CheckContext<'_, Queue>) -> 
     Ok(violations)
 }
 
-/// The largest number of jobs that became ready in one instant (one tick) at the broker.
-fn ready_burst(context: &CheckContext<'_, Queue>) -> usize {
+/// When jobs became ready again (delayed to waiting) at the broker.
+fn ready_times(context: &CheckContext<'_, Queue>) -> Vec<Nanos> {
+    context
+        .events()
+        .filter(|(_, source, event)| *source == BROKER && matches!(event, QueueEvent::Ready { .. }))
+        .map(|(at, _, _)| at)
+        .collect()
+}
+
+/// The largest number of `times` at one instant (one tick), among those in `within`.
+fn burst(times: &[Nanos], within: impl Fn(Nanos) -> bool) -> usize {
     let mut per_instant: BTreeMap<Nanos, usize> = BTreeMap::new();
-    for (at, source, event) in context.events() {
-        if source == BROKER && matches!(event, QueueEvent::Ready { .. }) {
-            *per_instant.entry(at).or_default() += 1;
-        }
+    for at in times.iter().copied().filter(|at| within(*at)) {
+        *per_instant.entry(at).or_default() += 1;
     }
     per_instant.values().copied().max().unwrap_or(0)
 }
@@ -792,7 +812,7 @@ pub fn figures(queue: &Queue, context: &CheckContext<'_, Queue>) -> Vec<(&'stati
         }),
         ("duplicate_effects", effects.values().map(|n| n.saturating_sub(1)).sum::<usize>() as f64),
         ("stalls", count("job.stalled")),
-        ("ready_burst_max", ready_burst(context) as f64),
+        ("ready_burst_max", burst(&ready_times(context), |_| true) as f64),
     ];
     figures.extend(latency_figures(context));
     let delays = redelivery_delays(context);
@@ -801,12 +821,25 @@ pub fn figures(queue: &Queue, context: &CheckContext<'_, Queue>) -> Vec<(&'stati
         figures.push(("redelivery_delay_mean_s", delays.iter().sum::<Nanos>() as f64 / delays.len() as f64 / 1e9));
         figures.push(("redelivery_bound_s", queue.redelivery_bound().as_secs_f64()));
     }
-    let calls = sink_calls(context);
-    let peaks: Vec<f64> = sink_recoveries(context).into_iter().map(|back| peak_load_after(&calls, back)).collect();
-    if let Some(peak) = peaks.into_iter().reduce(f64::max) {
-        figures.push(("sink_peak_after_recovery_per_s", peak));
-    }
+    figures.extend(recovery_figures(context));
     figures
+}
+
+/// The retry storm's figures, around the sink's recoveries: its busiest
+/// 100ms, and the jobs that became ready at the broker in one tick and in
+/// the busiest 100ms, in the 2s after each recovery (the largest).
+fn recovery_figures(context: &CheckContext<'_, Queue>) -> Vec<(&'static str, f64)> {
+    let recoveries = sink_recoveries(context);
+    if recoveries.is_empty() {
+        return Vec::new();
+    }
+    let (calls, ready) = (sink_calls(context), ready_times(context));
+    let most = |f: &dyn Fn(Nanos) -> f64| recoveries.iter().map(|back| f(*back)).fold(0.0, f64::max);
+    vec![
+        ("sink_peak_after_recovery_per_s", most(&|back| peak_load_after(&calls, back))),
+        ("ready_peak_after_recovery_per_s", most(&|back| peak_load_after(&ready, back))),
+        ("ready_burst_after_recovery", most(&|back| burst(&ready, |at| at >= back && at < back + RECOVERY_SPAN) as f64)),
+    ]
 }
 
 /// Job latency quantiles (completed jobs, accept to completion) and the

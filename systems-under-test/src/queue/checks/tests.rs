@@ -59,6 +59,11 @@ fn recovered(ms: u64, jobs: &[(JobId, JobState)]) -> TraceEvent<QueueEvent> {
     broker(ms, QueueEvent::Recovered { jobs })
 }
 
+/// An event of the sink's at `ms`: the run lasted at least until then.
+fn lasted(ms: u64) -> TraceEvent<QueueEvent> {
+    at(ms, SINK, QueueEvent::Overloaded { key: 0, job: 0 })
+}
+
 fn queue() -> Queue {
     Queue::defaults()
 }
@@ -90,6 +95,7 @@ fn conservation_holds_when_every_job_finishes_and_a_restart_loses_nothing() {
         recovered(50, &[(1, JobState::Completed), (2, JobState::Waiting)]),
         active(60, 2, 8, 2),
         completed(90, 2, 8),
+        lasted(6_000),
     ];
     assert_eq!(conservation(&trace, 1_000, 6_000), Ok(Vec::new()));
 }
@@ -134,7 +140,7 @@ fn conservation_wants_every_job_terminal_within_settle_within() {
         found[0].contains("job 1, accepted at 0.010s, was still active at 6.000s, settle_within (5s) after the heal")
     );
     // With a heal phase shorter than settle_within, nothing before it can be judged.
-    let short = conservation(&vec![accepted(10, 1)], 1_000, 3_000);
+    let short = conservation(&vec![accepted(10, 1), accepted(2_900, 2)], 1_000, 3_000);
     assert!(matches!(short, Err(Unjudged(ref why)) if why.contains("lengthen `heal`")), "{short:?}");
 }
 
@@ -421,6 +427,7 @@ fn latency_slo_holds_the_p99_and_counts_jobs_never_finished() {
     assert_eq!(on(&fast, 5_000, 9_000, |c| check_latency_slo(&queue(), c)), Ok(Vec::new()), "no SLO, no check");
     let mut stuck = fast.clone();
     stuck.extend((100..102).map(|job| accepted(100, job)));
+    stuck.push(lasted(9_000));
     let found = messages(&on(&stuck, 5_000, 9_000, |c| check_latency_slo(&slo, c)).unwrap());
     assert_eq!(found.len(), 1);
     assert!(found[0].contains("was 8.9s, above latency_slo 1s (102 jobs; 2 never finished"), "{found:?}");
