@@ -14,8 +14,8 @@ use faultline_harness::{ClientContext, HostContext, Outcome};
 
 use super::knobs::Queue;
 use super::protocol::{
-    request_id, ApiReply, ApiRequest, BrokerReply, BrokerRequest, QueueEvent, QueueOp, QueueRes, SubmitAnswer, API, API_PORT,
-    BROKER, BROKER_PORT,
+    request_id, ApiReply, ApiRequest, BrokerReply, BrokerRequest, QueueEvent, QueueOp, QueueRes, SubmitAnswer, API,
+    API_PORT, BROKER, BROKER_PORT,
 };
 use crate::kit::request::{ask, ask_within, CallError};
 use crate::kit::serve;
@@ -67,12 +67,10 @@ pub async fn serve(config: Arc<Queue>, context: HostContext<QueueEvent>) -> Host
                     events.emit(QueueEvent::ApiAnswer { request, answer });
                     ApiReply::Submit(answer)
                 }
-                ApiRequest::Status { job } => {
-                    match forward(config.api_timeout, &BrokerRequest::Status { job }).await {
-                        Ok(BrokerReply::Status(view)) => ApiReply::Status(view),
-                        Ok(_) | Err(_) => ApiReply::Unavailable,
-                    }
-                }
+                ApiRequest::Status { job } => match forward(config.api_timeout, &BrokerRequest::Status { job }).await {
+                    Ok(BrokerReply::Status(view)) => ApiReply::Status(view),
+                    Ok(_) | Err(_) => ApiReply::Unavailable,
+                },
             })
         }
     })

@@ -205,7 +205,8 @@ static DOC: SystemDoc = SystemDoc {
             name: "rereads",
             unit: "count",
             default: "2",
-            about: "times a client reads a finished job's status again, after 4, 16, 64, ... of its operations (0 to 5)",
+            about:
+                "times a client reads a finished job's status again, after 4, 16, 64, ... of its operations (0 to 5)",
         },
         KnobDoc {
             name: "duplicate_ratio",
