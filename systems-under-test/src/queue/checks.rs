@@ -43,8 +43,9 @@ fn span(duration: Nanos) -> String {
 }
 
 /// The last moment the run recorded: its last trace entry or operation's
-/// end (at most the workload's end). A run whose clients all stopped early
-/// (a load that ramps to nothing) ends there, before `context.end`.
+/// end (at most the workload's end). The simulation stops when the clients
+/// are done, which is up to one gap between arrivals before `context.end`;
+/// what the run never reached (an answer, a job's end) is judged up to here.
 fn horizon(context: &CheckContext<'_, Queue>) -> Nanos {
     let traced = context.trace.iter().map(|entry| entry.at).max().unwrap_or(0);
     let operated = context.history.ops.iter().map(|op| op.completed).max().unwrap_or(0);
@@ -208,12 +209,15 @@ fn event_name(event: &QueueEvent) -> &'static str {
 pub fn check_conservation(queue: &Queue, context: &CheckContext<'_, Queue>) -> CheckResult {
     let mut replay = Replay::of(context);
     let settle = nanos(queue.settle_within.0);
-    let horizon = horizon(context);
     let mut unjudged = 0usize;
-    // Jobs whose deadline lies past the run's end cannot be judged.
+    // Jobs whose deadline lies past the workload's end cannot be judged. The
+    // simulation may stop a little before that end (when the clients' next
+    // arrivals fall past it), so a job's state there is its last one: the
+    // planned end, not the last event, keeps a heal phase of exactly
+    // settle_within judgeable.
     for (job, tracked) in &replay.jobs {
         let deadline = tracked.accepted_at.max(context.heal_at) + settle;
-        if deadline > horizon {
+        if deadline > context.end {
             unjudged += usize::from(tracked.accepted_at < context.heal_at);
             continue;
         }
@@ -232,9 +236,9 @@ pub fn check_conservation(queue: &Queue, context: &CheckContext<'_, Queue>) -> C
     }
     if replay.violations.is_empty() && unjudged > 0 {
         return Err(Unjudged(format!(
-            "{unjudged} job(s) accepted before the heal phase could not be judged: the run ended at {}, before \
-             settle_within ({}) after the heal phase's start; lengthen `heal`",
-            seconds(horizon),
+            "{unjudged} job(s) accepted before the heal phase could not be judged: the workload ended at {}, \
+             before settle_within ({}) after the heal phase's start; lengthen `heal`",
+            seconds(context.end),
             queue.settle_within
         )));
     }
@@ -531,7 +535,9 @@ fn unanswered(queue: &Queue, context: &CheckContext<'_, Queue>) -> Vec<Violation
             op.client,
             seconds(op.completed),
             seconds(received.at),
-            received.answered.map_or("never answered".to_string(), |(at, _)| format!("answered only at {}", seconds(at)))
+            received
+                .answered
+                .map_or("never answered".to_string(), |(at, _)| format!("answered only at {}", seconds(at)))
         );
         violations.push(Violation::new(message).at(op.completed).ops([op.id]));
     }
@@ -838,7 +844,10 @@ fn recovery_figures(context: &CheckContext<'_, Queue>) -> Vec<(&'static str, f64
     vec![
         ("sink_peak_after_recovery_per_s", most(&|back| peak_load_after(&calls, back))),
         ("ready_peak_after_recovery_per_s", most(&|back| peak_load_after(&ready, back))),
-        ("ready_burst_after_recovery", most(&|back| burst(&ready, |at| at >= back && at < back + RECOVERY_SPAN) as f64)),
+        (
+            "ready_burst_after_recovery",
+            most(&|back| burst(&ready, |at| at >= back && at < back + RECOVERY_SPAN) as f64),
+        ),
     ]
 }
 
