@@ -12,6 +12,7 @@ mod golden; // pinned digests of fixed (scenario, seed) runs: what a seed means 
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
+mod queue; // the job queue: redelivery bounds, jitter against the retry storm, bounded latency, bad knobs
 mod robustness; // panicking, failing, hanging and nondeterministic systems
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers
