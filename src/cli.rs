@@ -207,7 +207,8 @@ enum Command {
     /// List systems, their knobs, invariants and events, fault kinds and SLO metrics.
     List,
     /// Hold the metrics against closed-form theory (availability, M/M/1,
-    /// M/M/1/K, retries, replicas) and print the table docs/metrics.md shows.
+    /// M/M/1/K, retries, replicas, M/M/c, M/M/c/K) and print the table
+    /// docs/metrics.md shows.
     #[command(after_help = EXIT_CODES)]
     Calibrate {
         /// Many more seeds and five times the simulated time (minutes, not seconds).
