@@ -671,8 +671,9 @@ pub fn check_latency_slo(queue: &Queue, context: &CheckContext<'_, Queue>) -> Ch
 }
 
 /// When the sink came back from each outage: the end of each crash of it,
-/// and of each partition that cut it off (in turmoil a connection across
-/// a partition is refused at once, as by a host whose process is down).
+/// and of each partition that cut it off (in the simulated network a
+/// connection across a partition is refused at once, as by a host whose
+/// process is down).
 fn sink_recoveries(context: &CheckContext<'_, Queue>) -> Vec<Nanos> {
     let crashes = context.down_intervals(SINK).into_iter().map(|(_, until)| until);
     let partitions = context
