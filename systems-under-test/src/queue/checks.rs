@@ -96,13 +96,16 @@ impl Tracked {
     }
 }
 
+/// Each job's state, and the effect it completed with, at one moment.
+type States = BTreeMap<JobId, (JobState, Option<u64>)>;
+
 /// The replay of the broker's events: every job's states, and what a
 /// restarted broker lost.
 #[derive(Default)]
 struct Replay {
     jobs: BTreeMap<JobId, Tracked>,
     /// The jobs' states when the broker was last reset, until it recovers.
-    snapshot: Option<(Nanos, BTreeMap<JobId, (JobState, Option<u64>)>)>,
+    snapshot: Option<(Nanos, States)>,
     violations: Vec<Violation>,
 }
 
