@@ -272,7 +272,8 @@ enum Command {
     /// List systems, their knobs, invariants and events, fault kinds and SLO metrics.
     List,
     /// Hold the metrics against closed-form theory (availability, M/M/1,
-    /// M/M/1/K, retries, replicas, resharding) and print the table
+    /// M/M/1/K, retries, replicas, resharding, a balancer, M/M/c, M/M/c/K)
+    /// and print the table
     /// docs/metrics.md shows.
     #[command(after_help = EXIT_CODES)]
     Calibrate {

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod calibration;
 pub mod echo;
 pub mod kit;
+pub mod queue;
 pub mod store;
 pub mod theory;
 
@@ -34,6 +35,7 @@ pub fn registry() -> Registry {
         .with(SystemEntry::of::<cache::Cache>())
         .with(SystemEntry::of::<calibration::Calibration>())
         .with(SystemEntry::of::<echo::Echo>())
+        .with(SystemEntry::of::<queue::Queue>())
         .with(SystemEntry::of::<store::Store>())
 }
 

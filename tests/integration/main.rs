@@ -14,6 +14,7 @@ mod mutate; // hostile input: shipped scenario files mutated 10,000 ways
 mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
+mod queue; // the job queue: redelivery bounds, jitter against the retry storm, bounded latency, bad knobs
 mod readme; // every command of the README runs and exits as it says
 mod robustness; // panicking, failing, hanging and nondeterministic systems
 mod scale; // shards merged equal one sweep, resume after a kill, until-failure, JUnit against the XSD, deploy/
