@@ -380,6 +380,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
     match command {
         Command::Run { scenario, seed, format, check_determinism, wall_limit, isolation } => {
             let loaded = load_one(&scenario, registry)?;
+            warn_if_large(&loaded, Duration::from_secs(wall_limit));
             let seed = seed.or(loaded.scenario.seed).unwrap_or(1);
             let options = RunOptions {
                 wall_limit: Some(Duration::from_secs(wall_limit)),
@@ -479,6 +480,13 @@ fn calibrate(long: bool, jobs: usize) -> Result<ExitCode, Failure> {
     let checks = theory::run_all(scale, jobs)?;
     print!("{}", theory::markdown(&checks, scale));
     Ok(if checks.iter().all(|c| c.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Warns, before it starts, about a run too large to finish well (src/estimate.rs).
+fn warn_if_large(loaded: &Loaded, wall_limit: Duration) {
+    if let Some(warning) = crate::estimate::warning(&loaded.scenario, wall_limit) {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// Loads one scenario file and prints its warnings.
@@ -617,6 +625,9 @@ fn run_sweep(
     registry: &Registry,
 ) -> Result<ExitCode, Failure> {
     let scenarios = load_all(paths, registry)?;
+    for loaded in &scenarios {
+        warn_if_large(loaded, options.wall_limit.unwrap_or(Duration::MAX));
+    }
     let total: usize = scenarios.iter().map(|s| seeds.for_scenario(&s.scenario).len()).sum();
     let bar = indicatif::ProgressBar::with_draw_target(Some(total as u64), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
