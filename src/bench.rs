@@ -8,6 +8,9 @@
 #![allow(clippy::disallowed_methods)]
 
 mod bare;
+mod baselines;
+mod fits;
+mod floor;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +110,8 @@ pub fn run(registry: &Registry, seeds: u64, jobs: usize) -> Result<(), InputErro
     println!("| no probe against a 100ms probe (echo) | {:.2}x faster |", single[3] / single[0]);
     println!("| cache (9 hosts) against echo (4 hosts) | {:.2}x slower |", single[0] / single[4]);
     print_floor(&loaded[0].1, seeds);
+    baselines::print(&baselines::measure(registry, seeds)?, seeds);
+    fits::print(&fits::measure(registry, seeds.min(3))?, seeds.min(3));
     println!("\nPeak resident memory of the whole benchmark process: {}.", peak_memory());
     Ok(())
 }

@@ -402,6 +402,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
     match command {
         Command::Run { scenario, seed, format, check_determinism, wall_limit, isolation } => {
             let loaded = load_one(&scenario, registry)?;
+            warn_if_large(&loaded, Duration::from_secs(wall_limit));
             let seed = seed.or(loaded.scenario.seed).unwrap_or(1);
             let options = RunOptions {
                 wall_limit: Some(Duration::from_secs(wall_limit)),
@@ -442,7 +443,11 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
                 return crate::scale::until_failure(&paths, &scale, jobs, options, format, registry);
             }
             let request = crate::scale::SweepRequest { seeds, jobs, options, format, record_regressions, scale };
-            crate::scale::sweep(&load_all(&paths, registry)?, request)
+            let scenarios = load_all(&paths, registry)?;
+            for loaded in &scenarios {
+                warn_if_large(loaded, options.wall_limit.unwrap_or(Duration::MAX));
+            }
+            crate::scale::sweep(&scenarios, request)
         }
         Command::Merge { files, format, junit } => crate::scale::merge(&files, format, junit.as_deref(), registry),
         Command::Check { paths, format } => check_files(&paths, format, registry),
@@ -516,6 +521,13 @@ fn calibrate(long: bool, jobs: usize) -> Result<ExitCode, Failure> {
     let checks = theory::run_all(scale, jobs)?;
     print!("{}", theory::markdown(&checks, scale));
     Ok(if checks.iter().all(|c| c.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Warns, before it starts, about a run too large to finish well (src/estimate.rs).
+fn warn_if_large(loaded: &Loaded, wall_limit: Duration) {
+    if let Some(warning) = crate::estimate::warning(&loaded.scenario, wall_limit) {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// Loads one scenario file and prints its warnings.

@@ -57,7 +57,7 @@ fn suite(out: &mut String, result: &ScenarioResult, times: &WallTimes) {
     let skipped = result.unjudged_seeds().count() + usize::from(result.verdict == Verdict::Unjudged);
     let _ = writeln!(
         out,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{:.3}\" file=\"{}\">",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{:.3}\" package=\"{}\">",
         escape(&format!("{} ({})", result.file, result.name)),
         result.seeds() + 1,
         suite_time(result, times),
@@ -80,7 +80,7 @@ fn suite(out: &mut String, result: &ScenarioResult, times: &WallTimes) {
             );
         }
         Verdict::Unjudged => {
-            let _ = writeln!(out, ">\n      <skipped message=\"some seeds could not be judged\"/>\n    </testcase>");
+            let _ = writeln!(out, ">\n      <skipped>some seeds could not be judged</skipped>\n    </testcase>");
         }
     }
     out.push_str("  </testsuite>\n");
@@ -112,7 +112,7 @@ fn case(out: &mut String, result: &ScenarioResult, report: &RunReport, time: f64
         SeedOutcome::Unjudged { reasons } => {
             let _ = writeln!(
                 out,
-                ">\n      <skipped message=\"{}\"/>\n      <system-out>{}</system-out>\n    </testcase>",
+                ">\n      <skipped>{}</skipped>\n      <system-out>{}</system-out>\n    </testcase>",
                 escape(&format!("could not judge: {}", reasons.join("; "))),
                 escape(&format!("replay: {}", report.replay_command()))
             );

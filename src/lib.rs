@@ -15,6 +15,7 @@ compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RU
 
 mod bench;
 mod cli;
+mod estimate;
 mod junit;
 mod report;
 mod scale;

@@ -43,11 +43,15 @@ impl PlannedFault {
     /// it on either side)?
     pub fn touches(&self, host: &str) -> bool {
         match &self.action {
-            Action::Crash { hosts } | Action::Restart { hosts } => hosts.iter().any(|h| h == host),
+            Action::Crash { hosts } | Action::Restart { hosts } | Action::PowerOff { hosts, .. } => {
+                hosts.iter().any(|h| h == host)
+            }
             Action::Partition { a, b, .. }
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
-            | Action::Clog { a, b } => a.iter().chain(b).any(|h| h == host),
+            | Action::Clog { a, b }
+            | Action::Blackhole { a, b }
+            | Action::Refuse { a, b } => a.iter().chain(b).any(|h| h == host),
         }
     }
 }
@@ -107,6 +111,37 @@ pub enum Action {
         /// The hosts restarted.
         hosts: Vec<String>,
     },
+    /// Messages on the links vanish without a word: connects and requests
+    /// hang until their callers' own timeouts, as behind a real partition.
+    /// turmoil's `hold` while it lasts; at its end a `partition` then a
+    /// `repair` discard what was held, undelivered.
+    Blackhole {
+        /// One side: host names.
+        a: Vec<String>,
+        /// The other side: host names.
+        b: Vec<String>,
+    },
+    /// Connects are refused at once and messages in flight are dropped: a
+    /// closed port, a process that is down on a host that still answers.
+    /// The same turmoil calls as a two-way `partition` (whose meaning is
+    /// kept), under its own name.
+    Refuse {
+        /// One side: host names.
+        a: Vec<String>,
+        /// The other side: host names.
+        b: Vec<String>,
+    },
+    /// The hosts lose power: a blackhole on every link between them and
+    /// `peers`, then a crash, so that peers see nothing (no close, no
+    /// refusal), where a `crash` is a kill -9 whose closes peers see at
+    /// once. At its end the held messages are discarded and the hosts start.
+    #[serde(rename = "power-off")]
+    PowerOff {
+        /// The hosts that lose power.
+        hosts: Vec<String>,
+        /// Every other host: the far ends of the blackholed links.
+        peers: Vec<String>,
+    },
 }
 
 impl Action {
@@ -120,17 +155,33 @@ impl Action {
             Action::Clog { .. } => "clog",
             Action::Crash { .. } => "crash",
             Action::Restart { .. } => "restart",
+            Action::Blackhole { .. } => "blackhole",
+            Action::Refuse { .. } => "refuse",
+            Action::PowerOff { .. } => "power-off",
         }
     }
 
-    /// The two sides of a link fault; `None` for crashes and restarts.
+    /// The two sides of a link fault; `None` for crashes, restarts and
+    /// power-offs (which act on hosts, their links as a consequence).
     pub fn sides(&self) -> Option<(&[String], &[String])> {
         match self {
             Action::Partition { a, b, .. }
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
-            | Action::Clog { a, b } => Some((a, b)),
-            Action::Crash { .. } | Action::Restart { .. } => None,
+            | Action::Clog { a, b }
+            | Action::Blackhole { a, b }
+            | Action::Refuse { a, b } => Some((a, b)),
+            Action::Crash { .. } | Action::Restart { .. } | Action::PowerOff { .. } => None,
+        }
+    }
+
+    /// The links whose messages it silences (held, then discarded): a
+    /// blackhole's, or every link of a powered-off host.
+    pub fn silenced(&self) -> Option<(&[String], &[String])> {
+        match self {
+            Action::Blackhole { a, b } => Some((a, b)),
+            Action::PowerOff { hosts, peers } => Some((hosts, peers)),
+            _ => None,
         }
     }
 }
@@ -146,6 +197,9 @@ impl fmt::Display for Action {
             Action::Clog { a, b } => write!(f, "clog {} | {}", group(a), group(b)),
             Action::Crash { hosts } => write!(f, "crash {}", group(hosts)),
             Action::Restart { hosts } => write!(f, "restart {}", group(hosts)),
+            Action::Blackhole { a, b } => write!(f, "blackhole {} | {}", group(a), group(b)),
+            Action::Refuse { a, b } => write!(f, "refuse {} | {}", group(a), group(b)),
+            Action::PowerOff { hosts, .. } => write!(f, "power-off {}", group(hosts)),
         }
     }
 }

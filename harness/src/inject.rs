@@ -26,6 +26,8 @@ struct LinkState {
     /// Messages from `pair.1` to `pair.0` are dropped.
     cut_backward: bool,
     held: bool,
+    /// A blackhole or power-off covers it: held, and discarded at its end.
+    silenced: bool,
     latency: DurRange,
     loss: f64,
 }
@@ -81,7 +83,14 @@ impl FaultState {
     }
 
     fn healthy(&self) -> LinkState {
-        LinkState { cut_forward: false, cut_backward: false, held: false, latency: self.base_latency, loss: 0.0 }
+        LinkState {
+            cut_forward: false,
+            cut_backward: false,
+            held: false,
+            silenced: false,
+            latency: self.base_latency,
+            loss: 0.0,
+        }
     }
 
     /// The state of `link` that the active faults call for.
@@ -89,6 +98,13 @@ impl FaultState {
         let mut state = self.healthy();
         for fault in self.active.values() {
             match &fault.action {
+                Action::Refuse { a, b } if covers(a, b, link) => {
+                    state.cut_forward = true;
+                    state.cut_backward = true;
+                }
+                Action::Blackhole { a, b } | Action::PowerOff { hosts: a, peers: b } if covers(a, b, link) => {
+                    state.silenced = true;
+                }
                 Action::Partition { a, b, oneway } => {
                     let forward = a.contains(&link.0) && b.contains(&link.1);
                     let backward = a.contains(&link.1) && b.contains(&link.0);
@@ -122,15 +138,15 @@ impl FaultState {
         let mut applied = vec![Happening::FaultStart { fault: fault.id, what: fault.to_string() }];
         match &fault.action {
             Action::Crash { hosts } => {
-                for host in hosts {
-                    let was_running = self.running(host);
-                    *self.down.entry(host.clone()).or_insert(0) += 1;
-                    if was_running {
-                        sim.crash(host.as_str());
-                        applied.push(Happening::HostCrash { host: host.clone() });
-                    }
-                }
                 self.active.insert(index, fault.clone());
+                self.crash(sim, hosts, &mut applied);
+            }
+            Action::PowerOff { hosts, peers } => {
+                // Silence the links first: the closes the crash sends are held,
+                // then discarded at the end, so peers see nothing.
+                self.active.insert(index, fault.clone());
+                self.sync_links(sim, &pairs(hosts, peers));
+                self.crash(sim, hosts, &mut applied);
             }
             Action::Restart { hosts } => {
                 for host in hosts {
@@ -145,13 +161,40 @@ impl FaultState {
             Action::Partition { a, b, .. }
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
-            | Action::Clog { a, b } => {
+            | Action::Clog { a, b }
+            | Action::Blackhole { a, b }
+            | Action::Refuse { a, b } => {
                 let links = pairs(a, b);
                 self.active.insert(index, fault.clone());
                 self.sync_links(sim, &links);
             }
         }
         applied
+    }
+
+    /// Takes `hosts` down (one more crash covering each), crashing those running.
+    fn crash<E>(&mut self, sim: &mut Sim<'_>, hosts: &[String], applied: &mut Applied<E>) {
+        for host in hosts {
+            let was_running = self.running(host);
+            *self.down.entry(host.clone()).or_insert(0) += 1;
+            if was_running {
+                sim.crash(host.as_str());
+                applied.push(Happening::HostCrash { host: host.clone() });
+            }
+        }
+    }
+
+    /// Lifts one crash from each of `hosts`, restarting those no longer held down.
+    fn uncrash<E>(&mut self, sim: &mut Sim<'_>, hosts: &[String], applied: &mut Applied<E>) {
+        for host in hosts {
+            let count = self.down.get_mut(host).expect("a crashed host has a down count");
+            assert!(*count > 0, "down count underflow for {host}");
+            *count -= 1;
+            if self.running(host) {
+                sim.bounce(host.as_str());
+                applied.push(Happening::HostRestart { host: host.clone() });
+            }
+        }
     }
 
     /// Ends fault `index`.
@@ -161,22 +204,19 @@ impl FaultState {
         };
         let mut applied = vec![Happening::FaultEnd { fault: fault.id, what: fault.to_string() }];
         match &fault.action {
-            Action::Crash { hosts } => {
-                for host in hosts {
-                    let count = self.down.get_mut(host).expect("a crashed host has a down count");
-                    assert!(*count > 0, "down count underflow for {host}");
-                    *count -= 1;
-                    if self.running(host) {
-                        sim.bounce(host.as_str());
-                        applied.push(Happening::HostRestart { host: host.clone() });
-                    }
-                }
+            Action::Crash { hosts } => self.uncrash(sim, hosts, &mut applied),
+            Action::PowerOff { hosts, peers } => {
+                // Discard what the dead hosts' links held, then power them on.
+                self.sync_links(sim, &pairs(hosts, peers));
+                self.uncrash(sim, hosts, &mut applied);
             }
             Action::Restart { .. } => unreachable!("restarts are instantaneous and never active"),
             Action::Partition { a, b, .. }
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
-            | Action::Clog { a, b } => {
+            | Action::Clog { a, b }
+            | Action::Blackhole { a, b }
+            | Action::Refuse { a, b } => {
                 let links = pairs(a, b);
                 self.sync_links(sim, &links);
             }
@@ -225,28 +265,10 @@ impl FaultState {
                 continue;
             }
             let (a, b) = (link.0.as_str(), link.1.as_str());
-            // turmoil keeps one state per direction (healthy, held or cut), and
-            // hold/release act on both directions at once: set the hold first,
-            // then cut or mend each direction.
-            if desired.held {
-                if !current.held
-                    || current.cut_forward != desired.cut_forward
-                    || current.cut_backward != desired.cut_backward
-                {
-                    sim.hold(a, b);
-                }
-            } else if current.held {
-                sim.release(a, b);
-            }
-            let hold_reset = desired.held || current.held;
-            for (cut_now, cut_wanted, from, to) in
-                [(current.cut_forward, desired.cut_forward, a, b), (current.cut_backward, desired.cut_backward, b, a)]
-            {
-                if cut_wanted {
-                    sim.partition_oneway(from, to);
-                } else if cut_now && !hold_reset {
-                    sim.repair_oneway(from, to);
-                }
+            if desired.silenced || current.silenced {
+                set_silenced_link(sim, a, b, &current, &desired);
+            } else {
+                set_link(sim, a, b, &current, &desired);
             }
             if desired.latency != current.latency {
                 sim.set_link_latency(a, b, desired.latency.min.0);
@@ -256,6 +278,55 @@ impl FaultState {
                 sim.set_link_fail_rate(a, b, desired.loss);
             }
             self.links.insert(link.clone(), desired);
+        }
+    }
+}
+
+/// Brings a link with no blackhole, before or after, from `current` to
+/// `desired` (partitions and clogs; the calls every kind but blackhole and
+/// power-off has made since the first release, so their runs stay as they were).
+fn set_link(sim: &mut Sim<'_>, a: &str, b: &str, current: &LinkState, desired: &LinkState) {
+    // turmoil keeps one state per direction (healthy, held or cut), and
+    // hold/release act on both directions at once: set the hold first,
+    // then cut or mend each direction.
+    if desired.held {
+        if !current.held || current.cut_forward != desired.cut_forward || current.cut_backward != desired.cut_backward {
+            sim.hold(a, b);
+        }
+    } else if current.held {
+        sim.release(a, b);
+    }
+    let hold_reset = desired.held || current.held;
+    for (cut_now, cut_wanted, from, to) in
+        [(current.cut_forward, desired.cut_forward, a, b), (current.cut_backward, desired.cut_backward, b, a)]
+    {
+        if cut_wanted {
+            sim.partition_oneway(from, to);
+        } else if cut_now && !hold_reset {
+            sim.repair_oneway(from, to);
+        }
+    }
+}
+
+/// Brings a link that a blackhole covers, now or before this change, from
+/// `current` to `desired`. While silenced the link holds every message
+/// (turmoil's `hold`); when the last blackhole over it ends, a `partition`
+/// drops everything held or in flight both ways and the link is set afresh:
+/// held again if a clog still covers it, else repaired (not released, which
+/// would deliver). Cuts are applied last, as in [`set_link`].
+fn set_silenced_link(sim: &mut Sim<'_>, a: &str, b: &str, current: &LinkState, desired: &LinkState) {
+    assert!(current.silenced || desired.silenced, "only links a blackhole covers come here");
+    if current.silenced && !desired.silenced {
+        sim.partition(a, b);
+    }
+    if desired.silenced || desired.held {
+        sim.hold(a, b);
+    } else {
+        sim.repair(a, b);
+    }
+    for (cut_wanted, from, to) in [(desired.cut_forward, a, b), (desired.cut_backward, b, a)] {
+        if cut_wanted {
+            sim.partition_oneway(from, to);
         }
     }
 }

@@ -106,6 +106,19 @@ impl Plan {
                     (Action::Crash { hosts: scenario.resolve_system(hosts) }, Some(spec.length))
                 }
                 FaultSpecKind::Restart { hosts } => (Action::Restart { hosts: scenario.resolve_system(hosts) }, None),
+                FaultSpecKind::Blackhole { target } => {
+                    let (a, b) = resolve_target(scenario, target);
+                    (Action::Blackhole { a, b }, Some(spec.length))
+                }
+                FaultSpecKind::Refuse { target } => {
+                    let (a, b) = resolve_target(scenario, target);
+                    (Action::Refuse { a, b }, Some(spec.length))
+                }
+                FaultSpecKind::PowerOff { hosts } => {
+                    let hosts = scenario.resolve_system(hosts);
+                    let peers = scenario.hosts.iter().filter(|h| !hosts.contains(h)).cloned().collect();
+                    (Action::PowerOff { hosts, peers }, Some(spec.length))
+                }
             };
             let until = until.map(|length| clip(length.map_or(heal_at, |l| Dur(spec.at.0 + l.0))));
             faults.push(PlannedFault { id: 0, origin: format!("fault[{}]", spec.index), at: spec.at, until, action });

@@ -361,10 +361,24 @@ pub fn classify_panic(message: String) -> (FailureClass, String) {
     if message.contains("socket buffer full") {
         (FailureClass::SimulatorLimit, format!("{message}: turmoil's TCP capacity was exceeded (a simulator limit, not the system's); raise [network] tcp_capacity"))
     } else if message.contains("ports exhausted") {
-        (FailureClass::SimulatorLimit, format!(
-            "{message}: a host used up turmoil's ephemeral ports (a simulator limit: turmoil 0.7 does not release \
-             connections that timed out); open fewer connections (a longer probe_interval, a lower rate) or shorten the run"
-        ))
+        (
+            FailureClass::SimulatorLimit,
+            format!(
+            "{message}: a host used up turmoil's ephemeral ports (a simulator limit: turmoil 0.7.2 never frees the \
+             socket of a connect that was refused or timed out); open fewer connections (a longer probe_interval, \
+             a lower rate, pooled connections) or shorten the run"
+        ),
+        )
+    } else if message.contains("is already connected") {
+        (
+            FailureClass::SimulatorLimit,
+            format!(
+            "{message}: a client reused an ephemeral port, one wrap of turmoil's 64,512 ports later, while the server \
+             still held a socket for it (a simulator limit: turmoil 0.7.2 panics where a real stack would refuse); \
+             give the server's connections an idle timeout shorter than a wrap (the kit's serve loop has one), or \
+             open fewer connections"
+        ),
+        )
     } else if message.contains(GETRANDOM_REFUSED) {
         (
             FailureClass::OsRandomness,
@@ -376,6 +390,25 @@ pub fn classify_panic(message: String) -> (FailureClass, String) {
         )
     } else {
         (FailureClass::Panic, message)
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[test]
+    fn turmoils_own_limits_are_simulator_limits() {
+        for message in [
+            "Host: 'client-0' ports exhausted",
+            "SocketPair { local: 192.168.0.1:7000, remote: 192.168.0.2:5000 } is already connected",
+            "192.168.0.1:7000 server socket buffer full",
+        ] {
+            let (class, text) = classify_panic(message.to_string());
+            assert_eq!(class, FailureClass::SimulatorLimit, "{message}");
+            assert!(text.contains("a simulator limit"), "{text}");
+        }
+        assert_eq!(classify_panic("index out of bounds".into()).0, FailureClass::Panic);
     }
 }
 

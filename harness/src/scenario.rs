@@ -29,6 +29,9 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     ("clog", "hold every message between two host groups, then deliver them all at the end"),
     ("crash", "stop hosts (state in memory is lost); restart_after brings them back"),
     ("restart", "bounce running hosts: stop and start their software at once"),
+    ("blackhole", "silently drop every message between two host groups: connects and requests hang until their timeouts"),
+    ("refuse", "refuse connects at once and drop messages between two host groups (a closed port; a partition's turmoil calls)"),
+    ("power-off", "cut hosts' power: a blackhole on all their links, then a crash (peers see no close); restart_after"),
 ];
 
 /// The random fault generators of `[chaos]`.
@@ -410,6 +413,22 @@ pub enum FaultSpecKind {
         /// The `hosts` key: patterns over the system's hosts.
         hosts: Vec<HostPattern>,
     },
+    /// Messages on the links vanish silently until the fault ends.
+    Blackhole {
+        /// The links (`hosts` or `between`).
+        target: Target,
+    },
+    /// Connects on the links are refused at once; messages are dropped.
+    Refuse {
+        /// The links (`hosts` or `between`).
+        target: Target,
+    },
+    /// The hosts lose power (their links silenced, their software crashed)
+    /// until `restart_after` (or the heal phase).
+    PowerOff {
+        /// The `hosts` key: patterns over the system's hosts.
+        hosts: Vec<HostPattern>,
+    },
 }
 
 /// The `[chaos]` table: random faults drawn from the seed.
@@ -735,6 +754,32 @@ enum RawFaultKind {
     Clog,
     Crash,
     Restart,
+    Blackhole,
+    Refuse,
+    #[serde(rename = "power-off")]
+    PowerOff,
+}
+
+impl RawFaultKind {
+    /// As scenario files write it.
+    fn name(self) -> &'static str {
+        match self {
+            RawFaultKind::PowerOff => "power-off",
+            RawFaultKind::Partition => "partition",
+            RawFaultKind::Latency => "latency",
+            RawFaultKind::Loss => "loss",
+            RawFaultKind::Clog => "clog",
+            RawFaultKind::Crash => "crash",
+            RawFaultKind::Restart => "restart",
+            RawFaultKind::Blackhole => "blackhole",
+            RawFaultKind::Refuse => "refuse",
+        }
+    }
+
+    /// Acts on hosts (`hosts` only), not on links.
+    fn on_hosts(self) -> bool {
+        matches!(self, RawFaultKind::Crash | RawFaultKind::Restart | RawFaultKind::PowerOff)
+    }
 }
 
 #[derive(Deserialize)]
@@ -1255,7 +1300,7 @@ fn validate_fault(
 ) -> Result<FaultSpec, InputError> {
     let raw = spanned.get_ref();
     let kind = *raw.kind.get_ref();
-    let fault = FaultCheck { raw, span: spanned.span(), kind_name: format!("{kind:?}").to_lowercase(), patterns };
+    let fault = FaultCheck { raw, span: spanned.span(), kind_name: kind.name().to_string(), patterns };
     let start = *raw.at.get_ref();
     if start >= duration {
         return Err((patterns.at)(
@@ -1266,7 +1311,7 @@ fn validate_fault(
     }
     fault.misplaced_keys(kind)?;
     let (length, kind) = match kind {
-        RawFaultKind::Crash | RawFaultKind::Restart => fault.host_fault(kind)?,
+        kind if kind.on_hosts() => fault.host_fault(kind)?,
         _ => fault.link_fault(kind)?,
     };
     Ok(FaultSpec { index, at: start, length, kind })
@@ -1298,8 +1343,8 @@ impl FaultCheck<'_> {
 
     fn misplaced_keys(&self, kind: RawFaultKind) -> Result<(), InputError> {
         let raw = self.raw;
-        if !matches!(kind, RawFaultKind::Crash | RawFaultKind::Restart) {
-            let help = "only crash faults restart; use `for` to bound a network fault";
+        if !matches!(kind, RawFaultKind::Crash | RawFaultKind::Restart | RawFaultKind::PowerOff) {
+            let help = "only crash and power-off faults restart; use `for` to bound a network fault";
             self.not_for(raw.restart_after.is_some(), span_of(&raw.restart_after), "restart_after", help)?;
         }
         if kind != RawFaultKind::Latency {
@@ -1385,6 +1430,8 @@ impl FaultCheck<'_> {
                 };
                 FaultSpecKind::Loss { target: self.target(false)?, rate: rate.get_ref().0 }
             }
+            RawFaultKind::Blackhole => FaultSpecKind::Blackhole { target: self.target(false)? },
+            RawFaultKind::Refuse => FaultSpecKind::Refuse { target: self.target(false)? },
             _ => FaultSpecKind::Clog { target: self.target(false)? },
         };
         Ok((length, kind))
@@ -1405,8 +1452,8 @@ impl FaultCheck<'_> {
 
     fn host_fault(&self, kind: RawFaultKind) -> Result<(Option<Dur>, FaultSpecKind), InputError> {
         let raw = self.raw;
-        if kind == RawFaultKind::Crash {
-            let help = "a crash lasts until restart_after (or the heal phase)";
+        if matches!(kind, RawFaultKind::Crash | RawFaultKind::PowerOff) {
+            let help = "a crash or power-off lasts until restart_after (or the heal phase)";
             self.not_for(raw.length.is_some(), span_of(&raw.length), "for", help)?;
             let hosts = self.hosts_only()?;
             if let Some(restart) = raw.restart_after.as_ref().filter(|r| r.get_ref().0.is_zero()) {
@@ -1415,6 +1462,9 @@ impl FaultCheck<'_> {
                     .with_help("for an immediate stop and start, use kind = \"restart\""));
             }
             let length = raw.restart_after.as_ref().map(|r| *r.get_ref());
+            if kind == RawFaultKind::PowerOff {
+                return Ok((length, FaultSpecKind::PowerOff { hosts }));
+            }
             return Ok((length, FaultSpecKind::Crash { hosts }));
         }
         let help = "a restart is instantaneous; use kind = \"crash\" with restart_after for downtime";

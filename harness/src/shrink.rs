@@ -136,14 +136,21 @@ impl Candidate {
                     Action::Latency { a, b, latency } => Action::Latency { a: keep(a), b: keep(b), latency: *latency },
                     Action::Loss { a, b, rate } => Action::Loss { a: keep(a), b: keep(b), rate: *rate },
                     Action::Clog { a, b } => Action::Clog { a: keep(a), b: keep(b) },
+                    Action::Blackhole { a, b } => Action::Blackhole { a: keep(a), b: keep(b) },
+                    Action::Refuse { a, b } => Action::Refuse { a: keep(a), b: keep(b) },
+                    Action::PowerOff { hosts, peers } => Action::PowerOff { hosts: hosts.clone(), peers: keep(peers) },
                     other => other.clone(),
                 };
                 let empty = match &action {
                     Action::Partition { a, b, .. }
                     | Action::Latency { a, b, .. }
                     | Action::Loss { a, b, .. }
-                    | Action::Clog { a, b } => a.is_empty() || b.is_empty(),
-                    Action::Crash { hosts } | Action::Restart { hosts } => hosts.is_empty(),
+                    | Action::Clog { a, b }
+                    | Action::Blackhole { a, b }
+                    | Action::Refuse { a, b } => a.is_empty() || b.is_empty(),
+                    Action::Crash { hosts } | Action::Restart { hosts } | Action::PowerOff { hosts, .. } => {
+                        hosts.is_empty()
+                    }
                 };
                 (!empty).then(|| PlannedFault { action, ..fault.clone() })
             })
@@ -622,8 +629,10 @@ fn fault_toml(fault: &PlannedFault, heal_at: Dur) -> String {
         Action::Loss { a, b, rate } => {
             out.push_str(&format!("between = [{}, {}]\nrate = {rate}\n", hosts(a), hosts(b)))
         }
-        Action::Clog { a, b } => out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b))),
-        Action::Crash { hosts: list } => {
+        Action::Clog { a, b } | Action::Blackhole { a, b } | Action::Refuse { a, b } => {
+            out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b)))
+        }
+        Action::Crash { hosts: list } | Action::PowerOff { hosts: list, .. } => {
             out.push_str(&format!("hosts = {}\n", hosts(list)));
             if let Some(length) = length {
                 out.push_str(&format!("restart_after = {:?}\n", exact(length)));
@@ -631,7 +640,8 @@ fn fault_toml(fault: &PlannedFault, heal_at: Dur) -> String {
         }
         Action::Restart { hosts: list } => out.push_str(&format!("hosts = {}\n", hosts(list))),
     }
-    if let (Some(length), false) = (length, matches!(fault.action, Action::Crash { .. } | Action::Restart { .. })) {
+    let on_hosts = matches!(fault.action, Action::Crash { .. } | Action::Restart { .. } | Action::PowerOff { .. });
+    if let (Some(length), false) = (length, on_hosts) {
         out.push_str(&format!("for = {:?}\n", exact(length)));
     }
     out

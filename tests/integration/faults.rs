@@ -3,6 +3,7 @@
 
 use faultline_harness::drive::{run_seed, RunOptions};
 use faultline_harness::metrics::OpSample;
+use faultline_harness::OutcomeClass;
 
 use crate::support::scenario;
 
@@ -106,4 +107,88 @@ fn a_restart_is_a_blip() {
     let (samples, kinds) = run_with("kind = \"restart\"\nhosts = [\"server\"]", "300ms");
     assert!(served_share(&samples) > 0.97);
     assert_eq!(kinds, ["fault.start", "host.restart", "phase.heal"]);
+}
+
+/// How the requests of `samples` ended: (failed, timed out, served), the
+/// longest a failed one took and the shortest and longest a timed-out one
+/// took, in ms from its intended start.
+fn endings(samples: &[OpSample]) -> ((usize, usize, usize), f64, (f64, f64)) {
+    let took = |s: &OpSample| (s.completed - s.intended) as f64 / 1e6;
+    let failed: Vec<f64> = samples.iter().filter(|s| s.class == OutcomeClass::Failed).map(took).collect();
+    let timed_out: Vec<f64> = samples.iter().filter(|s| s.class == OutcomeClass::Timeout).map(took).collect();
+    let served = samples.iter().filter(|s| s.class.served()).count();
+    (
+        (failed.len(), timed_out.len(), served),
+        failed.iter().copied().fold(0.0, f64::max),
+        (timed_out.iter().copied().fold(f64::MAX, f64::min), timed_out.iter().copied().fold(0.0, f64::max)),
+    )
+}
+
+#[test]
+fn a_refusal_fails_connects_at_once() {
+    let (samples, kinds) = run_with("kind = \"refuse\"\nhosts = [\"server\"]\nfor = \"2s\"", "300ms");
+    let ((failed, timed_out, served), slowest_failure, _) = endings(&during(&samples, 2000, 3990));
+    assert!(failed > 300 && timed_out == 0 && served == 0, "{failed} failed, {timed_out} timed out, {served} served");
+    // Refused in the tick the request was sent: the client sees it within 1 ms.
+    assert!(slowest_failure <= 1.0, "a refusal took {slowest_failure} ms");
+    assert_eq!(served_share(&during(&samples, 4100, 8000)), 1.0);
+    assert_eq!(kinds, ["fault.start", "fault.end", "phase.heal"]);
+}
+
+#[test]
+fn a_blackhole_lets_requests_hang_until_their_deadline_and_delivers_nothing_late() {
+    let (samples, kinds) = run_with("kind = \"blackhole\"\nhosts = [\"server\"]\nfor = \"2s\"", "300ms");
+    // Requests whose deadline passes before the end (4s): each waits out its
+    // whole deadline (300 ms), as behind a real partition.
+    let ((failed, timed_out, served), _, (shortest, longest)) = endings(&during(&samples, 2000, 3690));
+    assert!(failed == 0 && served == 0 && timed_out > 300, "{failed} failed, {timed_out} timed out, {served} served");
+    assert!((300.0..=301.0).contains(&shortest) && longest <= 301.0, "timeouts took {shortest}..{longest} ms");
+    // Requests still waiting at the end are not answered late: what the
+    // blackhole held is discarded, not delivered (a clog delivers it). A
+    // connect still waiting then is refused (turmoil drops the held SYN's
+    // reply channel).
+    assert_eq!(served_share(&during(&samples, 3750, 3990)), 0.0);
+    assert_eq!(served_share(&during(&samples, 4100, 8000)), 1.0);
+    assert_eq!(kinds, ["fault.start", "fault.end", "phase.heal"]);
+}
+
+/// Echo with a 100 ms service time, so that requests are in flight when
+/// the server goes down at 2s (for 2s).
+fn down_with(kind: &str) -> Vec<OpSample> {
+    let source = format!(
+        "name = \"down\"\nsystem = \"echo\"\nduration = \"6s\"\nheal = \"2s\"\n\
+         [knobs]\nservice_time = \"100ms\"\n\
+         [workload]\nclients = 2\nrate = \"200/s\"\ndeadline = \"300ms\"\n\
+         [check]\ninvariants = [\"echo-matches\", \"liveness\"]\n\
+         [[fault]]\nat = \"2s\"\nkind = \"{kind}\"\nhosts = [\"server\"]\nrestart_after = \"2s\"\n"
+    );
+    let report = run_seed(&scenario(&source), 4, RunOptions { keep_records: true, ..RunOptions::default() });
+    assert!(report.passed, "{:?}", report.outcome);
+    report.samples
+}
+
+#[test]
+fn a_power_off_is_silent_where_a_crash_closes_connections() {
+    // In flight at the crash (sent 1.91-1.99s, answers due 100 ms later):
+    // a kill -9 closes the server's connections, and the clients see it at once.
+    let crash = down_with("crash");
+    let ((failed, timed_out, _), slowest_failure, _) = endings(&during(&crash, 1910, 1990));
+    assert!(failed > 5 && timed_out == 0, "crash: {failed} failed, {timed_out} timed out");
+    assert!(slowest_failure < 110.0, "crash: a close seen after {slowest_failure} ms");
+    // A power-off sends nothing: the same requests wait out their deadline.
+    let power_off = down_with("power-off");
+    let ((failed, timed_out, served), _, (shortest, _)) = endings(&during(&power_off, 1910, 1990));
+    assert!(failed == 0 && served == 0 && timed_out > 5, "power-off: {failed} failed, {timed_out} timed out");
+    assert!(shortest >= 300.0, "power-off: a timeout after {shortest} ms");
+    // While down, both leave new connects unanswered until their deadline
+    // (turmoil delivers nothing to a host that is down), and both serve
+    // again once the host is back.
+    for (kind, samples) in [("crash", &crash), ("power-off", &power_off)] {
+        let ((failed, timed_out, served), _, (shortest, _)) = endings(&during(samples, 2000, 3690));
+        assert!(failed == 0 && served == 0 && timed_out > 300, "{kind}: {failed} failed, {timed_out} timed out");
+        assert!(shortest >= 300.0, "{kind}: a timeout after {shortest} ms");
+        assert_eq!(served_share(&during(samples, 4200, 8000)), 1.0, "{kind}");
+    }
+    let (_, kinds) = run_with("kind = \"power-off\"\nhosts = [\"server\"]\nrestart_after = \"2s\"", "300ms");
+    assert_eq!(kinds, ["fault.start", "host.crash", "fault.end", "host.restart", "phase.heal"]);
 }

@@ -294,3 +294,24 @@ fn an_empty_invariant_list_is_a_warning_on_load() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("test.toml:12:14: invariants = [] checks no invariant"), "{warnings:?}");
 }
+
+#[test]
+fn the_network_fault_kinds_take_their_own_keys_only() {
+    for ok in [
+        "kind = \"blackhole\"\nhosts = [\"server\"]\nat = \"1s\"\nfor = \"1s\"",
+        "kind = \"refuse\"\nbetween = [[\"server\"], [\"client-*\"]]\nat = \"1s\"",
+        "kind = \"power-off\"\nhosts = [\"server\"]\nat = \"1s\"\nrestart_after = \"1s\"",
+    ] {
+        parse(&echo(&format!("\n[[fault]]\n{ok}\n"))).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let (_, message, help) =
+        error_of(&echo("\n[[fault]]\nkind = \"power-off\"\nhosts = [\"server\"]\nat = \"1s\"\nfor = \"1s\"\n"));
+    assert!(message.contains("\"for\" does not apply to a fault of kind \"power-off\""), "{message}");
+    assert!(help.contains("restart_after"), "{help}");
+    let (_, message, _) =
+        error_of(&echo("\n[[fault]]\nkind = \"blackhole\"\nhosts = [\"server\"]\nat = \"1s\"\noneway = true\n"));
+    assert!(message.contains("\"oneway\" does not apply to a fault of kind \"blackhole\""), "{message}");
+    let (_, message, _) =
+        error_of(&echo("\n[[fault]]\nkind = \"power-off\"\nbetween = [[\"server\"], [\"client-0\"]]\nat = \"1s\"\n"));
+    assert!(message.contains("a power-off fault acts on hosts, not links"), "{message}");
+}
