@@ -443,11 +443,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
                 return crate::scale::until_failure(&paths, &scale, jobs, options, format, registry);
             }
             let request = crate::scale::SweepRequest { seeds, jobs, options, format, record_regressions, scale };
-            let scenarios = load_all(&paths, registry)?;
-            for loaded in &scenarios {
-                warn_if_large(loaded, options.wall_limit.unwrap_or(Duration::MAX));
-            }
-            crate::scale::sweep(&scenarios, request)
+            sweep_files(&paths, request, registry)
         }
         Command::Merge { files, format, junit } => crate::scale::merge(&files, format, junit.as_deref(), registry),
         Command::Check { paths, format } => check_files(&paths, format, registry),
@@ -654,6 +650,19 @@ fn write_trace(path: &Path, report: &RunReport) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Loads the files, warns of any run too large to finish, and sweeps them.
+fn sweep_files(
+    paths: &[PathBuf],
+    request: crate::scale::SweepRequest,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
+    let scenarios = load_all(paths, registry)?;
+    for loaded in &scenarios {
+        warn_if_large(loaded, request.options.wall_limit.unwrap_or(Duration::MAX));
+    }
+    crate::scale::sweep(&scenarios, request)
 }
 
 /// A sweep fails if any scenario failed, else is unjudged if any was.
