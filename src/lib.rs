@@ -14,7 +14,9 @@
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
 mod bench;
+mod chrome;
 mod cli;
+mod page;
 mod report;
 
 pub use faultline_harness as harness;

@@ -64,7 +64,10 @@ pub use knobs::Knobs;
 pub use plan::Plan;
 pub use registry::{Loaded, Registry, SystemEntry};
 pub use scenario::Scenario;
-pub use system::{CheckContext, CheckResult, ClientContext, EventSink, HostContext, Invariant, System, SystemDoc};
+pub use system::{
+    CheckContext, CheckResult, ClientContext, EventSink, HostContext, Invariant, Lane, LaneKind, StateChange, System,
+    SystemDoc, Tone,
+};
 
 /// The layers, lowest first: each module may use only modules listed before
 /// it. ARCHITECTURE.md draws the same order.
