@@ -144,7 +144,7 @@ fn client_events(events: &mut Vec<Value>, report: &RunReport) {
             name_track(events, pid, track as u64 + 1, &format!("requests {}", track + 1));
         }
         for ((id, sample), track) in ops.iter().zip(placed) {
-            let result = if sample.incorrect { "incorrect" } else { outcome(sample.class) };
+            let result = if sample.incorrect && sample.class.served() { "incorrect" } else { outcome(sample.class) };
             events.push(json!({
                 "ph": "X", "name": format!("{} {result}", sample.kind), "cat": "request",
                 "pid": pid, "tid": track as u64 + 1,
@@ -164,7 +164,49 @@ fn client_events(events: &mut Vec<Value>, report: &RunReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::tracks;
+    use super::{tracks, CLIENT_PID, DOWN_TID};
+    use faultline_harness::drive::{run_seed, RunOptions};
+    use serde_json::Value;
+
+    /// The breaker crash run, as Chrome trace JSON, parsed back.
+    #[test]
+    fn a_run_parses_back_with_hosts_as_tracks_and_faults_and_requests_as_slices() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-breaker-crash.toml");
+        let loaded = std::sync::Arc::new(
+            faultline_harness::registry::load(&path, &faultline_systems::registry()).expect("the fixture loads"),
+        );
+        let report = run_seed(&loaded, 1, RunOptions { keep_records: true, ..RunOptions::default() });
+        let json: Value = serde_json::from_str(&super::trace(&report)).expect("the trace is JSON");
+        let events = json["traceEvents"].as_array().expect("a traceEvents array");
+        let process = |name: &str| {
+            events
+                .iter()
+                .find(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == name)
+                .and_then(|e| e["pid"].as_u64())
+                .unwrap_or_else(|| panic!("no process {name}"))
+        };
+        let downstream = process("downstream");
+        for host in ["app", "cache"] {
+            assert_ne!(process(host), downstream);
+        }
+        let slices: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+        for slice in &slices {
+            assert!(slice["ts"].as_f64().is_some() && slice["dur"].as_f64().is_some_and(|d| d >= 0.0), "{slice}");
+        }
+        let crash: Vec<&&Value> = slices.iter().filter(|e| e["cat"] == "fault").collect();
+        assert_eq!(crash.len(), 1);
+        assert_eq!((crash[0]["name"].as_str(), crash[0]["pid"].as_u64()), (Some("crash"), Some(downstream)));
+        assert_eq!((crash[0]["ts"].as_f64(), crash[0]["dur"].as_f64()), (Some(1e6), Some(1.5e6)), "1s..2.5s in µs");
+        let down: Vec<&&Value> = slices.iter().filter(|e| e["name"] == "down").collect();
+        assert_eq!(down.len(), 1);
+        assert_eq!((down[0]["pid"].as_u64(), down[0]["tid"].as_u64()), (Some(downstream), Some(DOWN_TID)));
+        let requests: Vec<&&Value> = slices.iter().filter(|e| e["cat"] == "request").collect();
+        assert_eq!(requests.len(), report.samples.len(), "a slice per request");
+        assert!(requests.iter().all(|r| r["pid"].as_u64().is_some_and(|pid| pid >= CLIENT_PID)));
+        assert!(requests.iter().any(|r| r["name"] == "request failed"), "the refused requests failed");
+        let opens = events.iter().filter(|e| e["ph"] == "i" && e["name"] == "breaker.open").count();
+        assert!(opens >= 1, "the breaker's events are instants on the app's track");
+    }
 
     #[test]
     fn overlapping_intervals_get_tracks_of_their_own_and_apart_ones_share() {

@@ -191,8 +191,10 @@ pub fn timeline(report: &RunReport) -> String {
         }
     }
     let bins = Bins::of(&report.samples, end);
+    drawing.section("time view: outages");
+    drawing.outage_lane(report);
     drawing.section("requests: share of each outcome, by intended start (line: good requests)");
-    drawing.outcome_chart(&bins, report);
+    drawing.outcome_chart(&bins);
     drawing.section("latency of good requests: p95 (line) and p50 (dots)");
     drawing.latency_chart(&bins);
     let height = drawing.y + 8.0;
@@ -467,7 +469,7 @@ impl Bins {
                 continue;
             };
             match sample.class {
-                _ if sample.incorrect => bin.incorrect += 1,
+                OutcomeClass::Ok | OutcomeClass::Degraded if sample.incorrect => bin.incorrect += 1,
                 OutcomeClass::Ok => bin.ok += 1,
                 OutcomeClass::Degraded => bin.degraded += 1,
                 OutcomeClass::Failed => bin.failed += 1,
@@ -506,23 +508,35 @@ impl Drawing {
         top
     }
 
-    fn outcome_chart(&mut self, bins: &Bins, report: &RunReport) {
-        let top = self.chart_frame("chart-requests", ["0%", "50%", "100%"]);
+    /// The outages of the time view, as red spans labelled with their length.
+    fn outage_lane(&mut self, report: &RunReport) {
+        let label = if report.metrics.outages.is_empty() {
+            "outages".to_string()
+        } else {
+            format!("outages (MTTR {})", time_ms(report.metrics.mttr_ms))
+        };
+        let top = self.lane_start("outage", &label, LANE_H);
         for outage in &report.metrics.outages {
             let (from, until) = ((outage.start_ms * 1e6) as Nanos, (outage.end_ms * 1e6) as Nanos);
-            let (x0, x1) = (self.scale.x(from), self.scale.x(until));
+            let label = format!("outage {}", time(until - from));
+            self.state_span(top, from, until, &label, "#cf222e");
+        }
+        if report.metrics.outages.is_empty() {
             let _ = writeln!(
                 self.svg,
-                "<rect class=\"outage\" data-from=\"{from}\" data-until=\"{until}\" x=\"{x0:.2}\" y=\"{top:.1}\" \
-                 width=\"{:.2}\" height=\"{CHART_H}\" fill=\"#cf222e\" fill-opacity=\"0.18\">\
-                 <title>outage {} .. {} ({})</title></rect>",
-                (x1 - x0).max(1.0),
-                time(from),
-                time(until),
-                time(until - from)
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#57606a\" font-size=\"11\">no outage ({})</text>",
+                PLOT_X + 6.0,
+                top + LANE_H / 2.0 + 4.0,
+                escape(&report.metrics.time_source)
             );
         }
+        self.lane_end(LANE_H);
+    }
+
+    fn outcome_chart(&mut self, bins: &Bins) {
+        let top = self.chart_frame("chart-requests", ["0%", "50%", "100%"]);
         let mut line = String::new();
+        let mut previous = None;
         for (index, bin) in bins.bins.iter().enumerate() {
             let from = index as Nanos * bins.width;
             let Some(good) = bin.good() else { continue };
@@ -562,7 +576,9 @@ impl Drawing {
                 percent(good)
             );
             let gy = top + CHART_H * (1.0 - good);
-            let _ = write!(line, "{}{:.2},{gy:.2} L{:.2},{gy:.2} ", if line.is_empty() { "M" } else { "L" }, x0, x1);
+            let join = if previous == Some(index.wrapping_sub(1)) { "L" } else { "M" };
+            let _ = write!(line, "{join}{x0:.2},{gy:.2} L{x1:.2},{gy:.2} ");
+            previous = Some(index);
         }
         if !line.is_empty() {
             let _ = writeln!(
@@ -581,17 +597,14 @@ impl Drawing {
         let top = self.chart_frame("chart-latency", [&labels[0], &labels[1], &labels[2]]);
         let y_of = |nanos: Nanos| top + CHART_H - (nanos as f64 / 1e6 / top_ms).min(1.0) * CHART_H;
         let mut line = String::new();
+        let mut previous = None;
         for (index, bin) in bins.bins.iter().enumerate() {
             let from = index as Nanos * bins.width;
             let (Some(p95), Some(p50)) = (bin.quantile(0.95), bin.quantile(0.5)) else { continue };
             let (x0, x1) = (self.scale.x(from), self.scale.x(from + bins.width));
-            let _ = write!(
-                line,
-                "{}{x0:.2},{:.2} L{x1:.2},{:.2} ",
-                if line.is_empty() { "M" } else { "L" },
-                y_of(p95),
-                y_of(p95)
-            );
+            let join = if previous == Some(index.wrapping_sub(1)) { "L" } else { "M" };
+            let _ = write!(line, "{join}{x0:.2},{:.2} L{x1:.2},{:.2} ", y_of(p95), y_of(p95));
+            previous = Some(index);
             let _ = writeln!(
                 self.svg,
                 "<circle class=\"p50\" cx=\"{:.2}\" cy=\"{:.2}\" r=\"1.6\" fill=\"#8c959f\"/>\
@@ -660,14 +673,22 @@ fn marks(scale: Scale, picture: &Picture, report: &RunReport, height: f64) -> St
         heal + 4.0,
         AXIS_H - 2.0
     );
+    let mut last_label = f64::NEG_INFINITY;
     for (index, violation) in report.violations.iter().enumerate() {
         let Some(at) = violation.at else { continue };
         let x = scale.x(at);
+        // Close markers share one label: the first of them.
+        let label = if x - last_label > 30.0 {
+            last_label = x;
+            format!("V{}", index + 1)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             svg,
             "<g class=\"violation\" data-at=\"{at}\" data-invariant=\"{}\"><path d=\"M{x:.2},{AXIS_H} V{:.1}\" \
-             stroke=\"#cf222e\" stroke-width=\"1.2\" stroke-dasharray=\"2,2\"/><path d=\"M{:.2},{:.1} h10 l-5,8 z\" \
-             fill=\"#cf222e\"/><text x=\"{:.2}\" y=\"{:.1}\" fill=\"#cf222e\" font-size=\"10\">{}</text>\
+             stroke=\"#cf222e\" stroke-opacity=\"0.55\" stroke-dasharray=\"2,3\"/><path d=\"M{:.2},{:.1} h10 l-5,8 z\" \
+             fill=\"#cf222e\"/><text x=\"{:.2}\" y=\"{:.1}\" fill=\"#cf222e\" font-size=\"10\">{label}</text>\
              <title>V{} {} at {}: {}</title></g>",
             escape(&violation.invariant),
             height - 8.0,
@@ -675,7 +696,6 @@ fn marks(scale: Scale, picture: &Picture, report: &RunReport, height: f64) -> St
             AXIS_H - 8.0,
             x + 6.0,
             AXIS_H - 1.0,
-            index + 1,
             index + 1,
             escape(&violation.invariant),
             time(at),
