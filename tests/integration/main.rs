@@ -15,6 +15,7 @@ mod parse; // bad scenario files and the exact positions reported
 mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
 mod readme; // every command of the README runs and exits as it says
+mod report; // the report page in headless Chromium (FAULTLINE_BROWSER=1): lanes and bands where the trace puts them
 mod robustness; // panicking, failing, hanging and nondeterministic systems
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers
