@@ -220,6 +220,10 @@ enum Command {
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
     },
+    /// Print the scenario file format as a JSON Schema, with every system's
+    /// knobs (for taplo / Even Better TOML; docs/scenarios.md says how).
+    /// The repository keeps it: `faultline schema > schema/scenario.schema.json`.
+    Schema,
     /// Validate scenario files (or folders of them) without running anything.
     #[command(after_help = EXIT_CODES)]
     Check {
@@ -465,6 +469,10 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             run_sweep(&paths, &seeds, jobs_or_cores(jobs), options, format, outputs, registry)
         }
         Command::Check { paths } => check_files(&paths, registry),
+        Command::Schema => {
+            print!("{}", faultline_harness::schema::scenario_schema_text(registry));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit } => {
             let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit };
             shrink(&scenario, request, registry)

@@ -13,6 +13,7 @@
 //! - `recording`, `workload`, `run`: the simulation, recorded; judges nothing
 //! - `checks`, `metrics`, `judge`: pure functions of a recording
 //! - `registry`: typed systems erased; names to systems; loading files
+//! - `schema`: the scenario file format as a JSON Schema, per registry
 //! - `drive`, `sweep`, `regressions`, `shrink`, `strategies`, `testing`: many
 //!   seeds, smaller failing runs, property tests, scenario files as tests
 //!
@@ -46,6 +47,7 @@ pub mod registry;
 pub mod regressions;
 pub mod run;
 pub mod scenario;
+pub mod schema;
 pub mod seed;
 pub mod shrink;
 pub mod stats;
@@ -91,6 +93,7 @@ pub const LAYERS: &[&str] = &[
     "metrics",
     "judge",
     "registry",
+    "schema",
     "drive",
     "sweep",
     "regressions",

@@ -17,6 +17,7 @@ mod proptests; // random fault plans: hardened variants hold, textbook flaws are
 mod readme; // every command of the README runs and exits as it says
 mod report; // the report page in headless Chromium (FAULTLINE_BROWSER=1): lanes and bands where the trace puts them
 mod robustness; // panicking, failing, hanging and nondeterministic systems
+mod schema; // the scenario format's JSON Schema: kept fresh, passed by every shipped file, knobs per system
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers
 mod theory; // the metrics against closed-form theory (FAULTLINE_LONG=1 for the long run)
