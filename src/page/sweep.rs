@@ -198,7 +198,8 @@ fn histogram(
     }
     let low = values.iter().map(|(v, _)| *v).fold(f64::INFINITY, f64::min);
     let high = values.iter().map(|(v, _)| *v).fold(f64::NEG_INFINITY, f64::max);
-    let span = if high > low { high - low } else { low.abs().max(1e-9) * 0.01 + 1e-9 };
+    // Every seed alike: one bar, and both ends of the axis show the value.
+    let span = if high > low { high - low } else { low.abs().max(1.0) * 1e-9 };
     let (low, high) = (low, low + span);
     let bin_of = |v: f64| (((v - low) / span * HIST_BINS as f64) as usize).min(HIST_BINS - 1);
     let mut counts = vec![[0usize; 4]; HIST_BINS];
