@@ -39,6 +39,16 @@ pub(crate) enum Format {
     Json,
 }
 
+/// How `--trace-out` writes the trace.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TraceFormat {
+    /// One JSON object a line: every trace entry and operation, in time order.
+    Jsonl,
+    /// Chrome trace-event JSON, which Perfetto (ui.perfetto.dev) and
+    /// chrome://tracing open: hosts and clients as tracks, faults and requests as slices.
+    Chrome,
+}
+
 /// `--isolate` and its memory limit, for the verbs that run seeds.
 #[derive(clap::Args, Clone, Copy)]
 struct IsolateArgs {
@@ -123,9 +133,12 @@ enum Command {
         /// Print the trace: faults, crashes, system events and every operation, in time order.
         #[arg(long)]
         trace: bool,
-        /// Write the trace as JSON lines to this file (its folder must exist).
+        /// Write the trace to this file (its folder must exist), as `--trace-format` says.
         #[arg(long, value_name = "FILE")]
         trace_out: Option<PathBuf>,
+        /// The format of `--trace-out`.
+        #[arg(long, value_enum, default_value_t = TraceFormat::Jsonl, requires = "trace_out")]
+        trace_format: TraceFormat,
         /// Save the run's recording (history, trace, plan, scenario) as JSON,
         /// for `faultline analyze` to judge again without simulating.
         #[arg(long, value_name = "FILE")]
@@ -184,6 +197,10 @@ enum Command {
         /// scenario; `cargo test` replays those seeds first.
         #[arg(long)]
         record_regressions: bool,
+        /// Also write an HTML page of the sweep to this file: availability
+        /// and MTTR across seeds, failing seeds with their replay commands.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
         #[command(flatten)]
         scale: crate::scale::ScaleArgs,
     },
@@ -202,6 +219,28 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
+    /// Run one seed and write its report: one self-contained HTML page with
+    /// the run's timeline (hosts, faults, the system's state, requests,
+    /// latency, outages, violations). docs/report.md says how to read it.
+    #[command(after_help = EXIT_CODES)]
+    Report {
+        /// The scenario file to run.
+        #[arg(long, value_name = "FILE")]
+        run: PathBuf,
+        /// The seed (default: the file's `seed`, else 1).
+        #[arg(long, value_parser = parse_seed, allow_hyphen_values = true)]
+        seed: Option<u64>,
+        /// Where to write the page (its folder must exist).
+        #[arg(long, value_name = "FILE", default_value = "report.html")]
+        out: PathBuf,
+        /// Wall-clock limit of the run in seconds.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: u64,
+    },
+    /// Print the scenario file format as a JSON Schema, with every system's
+    /// knobs (for taplo / Even Better TOML; docs/scenarios.md says how).
+    /// The repository keeps it: `faultline schema > schema/scenario.schema.json`.
+    Schema,
     /// Validate scenario files (or folders of them) without running anything.
     #[command(after_help = EXIT_CODES)]
     Check {
@@ -417,10 +456,11 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             print_run(&loaded, &ran.report, format);
             Ok(seed_code(&ran.report.outcome))
         }
-        Command::Replay { scenario, seed, trace, trace_out, save, format, wall_limit, isolation } => {
+        Command::Replay { scenario, seed, trace, trace_out, trace_format, save, format, wall_limit, isolation } => {
             let limits = Limits { wall_limit, isolation: isolation.isolation() };
-            replay(&scenario, seed, Outputs { trace, trace_out, save }, format, limits, registry)
+            replay(&scenario, seed, Outputs { trace, trace_out, trace_format, save }, format, limits, registry)
         }
+        Command::Report { run, seed, out, wall_limit } => run_report(&run, seed, &out, wall_limit, registry),
         Command::Analyze { recording, trace, format } => analyze(&recording, trace, format, registry),
         Command::Sweep {
             paths,
@@ -433,6 +473,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             isolation,
             record_regressions,
             scale,
+            report,
         } => {
             let seeds = seeds.map(Seeds::Count).or(seed_range.map(Seeds::Range)).unwrap_or(Seeds::FromScenario);
             let isolate = isolation.isolation();
@@ -442,30 +483,25 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             if scale.until_failure {
                 return crate::scale::until_failure(&paths, &scale, jobs, options, format, registry);
             }
-            let request = crate::scale::SweepRequest { seeds, jobs, options, format, record_regressions, scale };
+            if let Some(out) = &report {
+                check_output("--report", out)?;
+            }
+            let request =
+                crate::scale::SweepRequest { seeds, jobs, options, format, record_regressions, scale, report };
             sweep_files(&paths, request, registry)
         }
         Command::Merge { files, format, junit } => crate::scale::merge(&files, format, junit.as_deref(), registry),
         Command::Check { paths, format } => check_files(&paths, format, registry),
+        Command::Schema => {
+            print!("{}", faultline_harness::schema::scenario_schema_text(registry));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit } => {
             let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit };
             shrink(&scenario, request, registry)
         }
         Command::Lincheck { history, model, threads, steps, wall_limit } => {
-            use faultline_harness::linearizability::{check::CheckOptions, file};
-            let options = CheckOptions {
-                threads: threads as usize,
-                steps_max: steps,
-                wall_max: Duration::from_secs(wall_limit),
-                ..CheckOptions::default()
-            };
-            let report = file::check_file(&history, model.name(), &options)?;
-            print!("{}", report.render());
-            Ok(match report.verdict {
-                file::ReportVerdict::Linearizable => ExitCode::SUCCESS,
-                file::ReportVerdict::NotLinearizable { .. } => ExitCode::from(1),
-                file::ReportVerdict::Unknown { .. } => ExitCode::from(3),
-            })
+            lincheck(&history, model, threads, steps, wall_limit)
         }
         Command::Bench { seeds, jobs } => {
             crate::bench::run(&faultline_systems::registry(), seeds, jobs_or_cores(jobs))?;
@@ -477,6 +513,23 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
         }
         Command::Calibrate { long, jobs } => calibrate(long, jobs_or_cores(jobs)),
     }
+}
+
+fn lincheck(history: &Path, model: LinModel, threads: u64, steps: u64, wall_limit: u64) -> Result<ExitCode, Failure> {
+    use faultline_harness::linearizability::{check::CheckOptions, file};
+    let options = CheckOptions {
+        threads: threads as usize,
+        steps_max: steps,
+        wall_max: Duration::from_secs(wall_limit),
+        ..CheckOptions::default()
+    };
+    let report = file::check_file(history, model.name(), &options)?;
+    print!("{}", report.render());
+    Ok(match report.verdict {
+        file::ReportVerdict::Linearizable => ExitCode::SUCCESS,
+        file::ReportVerdict::NotLinearizable { .. } => ExitCode::from(1),
+        file::ReportVerdict::Unknown { .. } => ExitCode::from(3),
+    })
 }
 
 fn check_files(paths: &[PathBuf], format: Format, registry: &Registry) -> Result<ExitCode, Failure> {
@@ -552,6 +605,7 @@ struct Limits {
 struct Outputs {
     trace: bool,
     trace_out: Option<PathBuf>,
+    trace_format: TraceFormat,
     save: Option<PathBuf>,
 }
 
@@ -599,8 +653,17 @@ fn replay(
     }
     let ran = run_seed_saved(&loaded, seed, options);
     if let Some(out) = &outputs.trace_out {
-        write_trace(out, &ran.report).map_err(Failure::Other)?;
-        eprintln!("trace: {} lines written to {}", ran.report.timeline.len(), out.display());
+        match outputs.trace_format {
+            TraceFormat::Jsonl => {
+                write_trace(out, &ran.report).map_err(Failure::Other)?;
+                eprintln!("trace: {} lines written to {}", ran.report.timeline.len(), out.display());
+            }
+            TraceFormat::Chrome => {
+                let json = crate::chrome::trace(&ran.report);
+                write_file("--trace-out", out, &json)?;
+                eprintln!("trace: Chrome trace-event JSON written to {} (open it in Perfetto)", out.display());
+            }
+        }
     }
     if let (Some(out), Some(recording)) = (&outputs.save, &ran.recording) {
         std::fs::write(out, recording)
@@ -637,6 +700,38 @@ fn analyze(path: &Path, trace: bool, format: Format, registry: &Registry) -> Res
         }
     }
     print_run(&loaded, &report, format);
+    Ok(seed_code(&report.outcome))
+}
+
+pub(crate) fn write_file(flag: &str, path: &Path, text: &str) -> Result<(), Failure> {
+    std::fs::write(path, text).map_err(|e| flag_error(flag, format!("cannot write {}: {e}", path.display())))
+}
+
+/// `faultline report --run FILE`: runs the seed with its records kept and
+/// writes the page; exits as `run` would for that seed.
+fn run_report(
+    path: &Path,
+    seed: Option<u64>,
+    out: &Path,
+    wall_limit: u64,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
+    let loaded = load_one(path, registry)?;
+    let seed = seed.or(loaded.scenario.seed).unwrap_or(1);
+    check_output("--out", out)?;
+    let options =
+        RunOptions { keep_records: true, wall_limit: Some(Duration::from_secs(wall_limit)), ..RunOptions::default() };
+    let report = run_seed_saved(&loaded, seed, options).report;
+    write_file("--out", out, &crate::page::run_page(&report, &loaded.scenario))?;
+    let verdict = match &report.outcome {
+        SeedOutcome::Failed { reasons } => format!("failed: {}", reasons.join("; ")),
+        SeedOutcome::Passed => "passed".into(),
+        SeedOutcome::FoundExpected => "found the expected violation".into(),
+        SeedOutcome::NotFound => "the expected violation was not found in this seed".into(),
+        SeedOutcome::Unjudged { reasons } => format!("could not judge: {}", reasons.join("; ")),
+    };
+    println!("{} seed {}: {verdict}", report.scenario, report.seed);
+    println!("report: written to {} (one self-contained page: open it in a browser)", out.display());
     Ok(seed_code(&report.outcome))
 }
 

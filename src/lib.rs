@@ -14,9 +14,11 @@
 compile_error!("build with --cfg tokio_unstable (set in .cargo/config.toml; a RUSTFLAGS variable replaces it)");
 
 mod bench;
+mod chrome;
 mod cli;
 mod estimate;
 mod junit;
+mod page;
 mod report;
 mod scale;
 

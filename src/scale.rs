@@ -70,6 +70,8 @@ pub(crate) struct SweepRequest {
     pub format: Format,
     pub record_regressions: bool,
     pub scale: ScaleArgs,
+    /// `--report FILE`: the sweep's HTML page.
+    pub report: Option<PathBuf>,
 }
 
 /// A report already in the results file, with its wall time in ms.
@@ -142,6 +144,7 @@ pub(crate) fn sweep(scenarios: &[Arc<Loaded>], request: SweepRequest) -> Result<
         crate::cli::record(&results)?;
     }
     write_junit(scale.junit.as_deref(), &results, &times)?;
+    write_page(request.report.as_deref(), &results)?;
     match request.format {
         Format::Text => {
             report::print_sweep(&results, started.elapsed(), request.jobs, request.options.check_determinism)
@@ -149,6 +152,16 @@ pub(crate) fn sweep(scenarios: &[Arc<Loaded>], request: SweepRequest) -> Result<
         Format::Json => print_json(&results)?,
     }
     Ok(verdict_code(sweep_verdict(&results)))
+}
+
+/// `--report FILE`: the sweep's page (availability and MTTR across seeds,
+/// failing seeds with their replay commands), if asked for.
+pub(crate) fn write_page(out: Option<&Path>, results: &[ScenarioResult]) -> Result<(), Failure> {
+    if let Some(out) = out {
+        crate::cli::write_file("--report", out, &crate::page::sweep_page(results))?;
+        eprintln!("report: written to {}", out.display());
+    }
+    Ok(())
 }
 
 /// Groups the reports by scenario, in the order of `work`, and judges each

@@ -96,6 +96,7 @@ pub fn run_seed_saved(loaded: &Arc<Loaded>, seed: u64, options: RunOptions) -> R
         first.report.records = Vec::new();
         first.report.timeline = Vec::new();
         first.report.samples = Vec::new();
+        first.report.picture = Default::default();
     }
     first
 }
@@ -234,6 +235,7 @@ pub fn aborted(loaded: &Loaded, plan: Plan, class: FailureClass, reason: String)
         records: Vec::new(),
         timeline: Vec::new(),
         samples: Vec::new(),
+        picture: Default::default(),
     };
     Ran { report, recording: None }
 }

@@ -10,12 +10,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{self, Checked};
-use crate::history::{Nanos, TraceLine, Violation};
+use crate::history::{Happening, Nanos, TraceLine, Violation};
 use crate::metrics::{self, FaultSpan, MeasureInput, Metrics, OpSample};
 use crate::plan::Plan;
 use crate::recording::{FailureClass, Recording, Versions};
 use crate::scenario::{Comparison, Expect, Scenario, Slo, SloUnit, SLO_METRICS};
-use crate::system::System;
+use crate::system::{Lane, System};
 
 /// Violations kept per invariant in a report (all of them count).
 pub const VIOLATIONS_KEPT_MAX: usize = 20;
@@ -130,6 +130,32 @@ pub struct RunReport {
     /// Every operation's timing and outcome, in history order (with `keep_records`).
     #[serde(skip)]
     pub samples: Vec<OpSample>,
+    /// The hosts, when each was down and the system's state lanes, for a
+    /// report's timeline (with `keep_records`).
+    #[serde(skip)]
+    pub picture: Picture,
+}
+
+/// What a report's timeline draws of a run besides its operations and
+/// figures: the hosts, when each was down, and the system's state lanes
+/// ([`System::lanes`]), all read from the typed trace.
+#[derive(Clone, Debug, Default)]
+pub struct Picture {
+    /// The system's hosts, in its order (pool included).
+    pub hosts: Vec<String>,
+    /// Each interval a host was down (crashed, or stopped by the pool), in
+    /// trace order; one still down at the end ends at [`Picture::end`].
+    pub down: Vec<(String, Nanos, Nanos)>,
+    /// Instantaneous restarts (a `restart` fault's bounce) of a host.
+    pub restarts: Vec<(String, Nanos)>,
+    /// The system's state lanes, as it describes them.
+    pub lanes: Vec<Lane>,
+    /// Why there are no lanes, when the system's `lanes` panicked.
+    pub lanes_error: Option<String>,
+    /// When the heal phase began.
+    pub heal_at: Nanos,
+    /// When the workload stopped issuing requests.
+    pub end: Nanos,
 }
 
 impl RunReport {
@@ -225,7 +251,38 @@ pub fn report<S: System>(system: &S, scenario: &Scenario, recording: &Recording<
         records: if keep_records { recording.records() } else { Vec::new() },
         timeline: if keep_records { recording.timeline() } else { Vec::new() },
         samples: if keep_records { samples } else { Vec::new() },
+        picture: if keep_records { picture(system, scenario, recording) } else { Picture::default() },
     }
+}
+
+/// The run's hosts, their down intervals and the system's lanes. A panic in
+/// the system's `lanes` leaves the lanes out and says so in
+/// [`Picture::lanes_error`] (the report is a picture: it never fails a seed).
+fn picture<S: System>(system: &S, scenario: &Scenario, recording: &Recording<S>) -> Picture {
+    let context = checks::context(scenario, recording);
+    let hosts = system.hosts();
+    let mut down = Vec::new();
+    for host in &hosts {
+        for (from, until) in context.down_intervals(host) {
+            down.push((host.clone(), from, until.min(context.end)));
+        }
+    }
+    down.sort_by_key(|(_, from, _)| *from);
+    let restarts = recording
+        .trace
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Happening::HostRestart { host } if !down.iter().any(|(h, _, until)| h == host && *until == entry.at) => {
+                Some((host.clone(), entry.at))
+            }
+            _ => None,
+        })
+        .collect();
+    let (lanes, lanes_error) = match crate::run::quietly(|| system.lanes(&context)) {
+        Ok(lanes) => (lanes, None),
+        Err(panic) => (Vec::new(), Some(format!("the system's lanes panicked: {panic}"))),
+    };
+    Picture { hosts, down, restarts, lanes, lanes_error, heal_at: context.heal_at, end: context.end }
 }
 
 /// The system's own figures. A figure that is NaN or infinite is left out

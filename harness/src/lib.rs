@@ -13,6 +13,7 @@
 //! - `recording`, `workload`, `run`: the simulation, recorded; judges nothing
 //! - `checks`, `metrics`, `judge`: pure functions of a recording
 //! - `registry`: typed systems erased; names to systems; loading files
+//! - `schema`: the scenario file format as a JSON Schema, per registry
 //! - `drive`, `sweep`, `results`, `shard`, `hunt`, `regressions`, `shrink`,
 //!   `strategies`, `testing`: many seeds, results files, shards, random seeds
 //!   until a failure, smaller failing runs, property tests, scenario files as tests
@@ -49,6 +50,7 @@ pub mod regressions;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod schema;
 pub mod seed;
 pub mod shard;
 pub mod shrink;
@@ -68,7 +70,10 @@ pub use knobs::Knobs;
 pub use plan::Plan;
 pub use registry::{Loaded, Registry, SystemEntry};
 pub use scenario::Scenario;
-pub use system::{CheckContext, CheckResult, ClientContext, EventSink, HostContext, Invariant, System, SystemDoc};
+pub use system::{
+    CheckContext, CheckResult, ClientContext, EventSink, HostContext, Invariant, Lane, LaneKind, StateChange, System,
+    SystemDoc, Tone,
+};
 
 /// The layers, lowest first: each module may use only modules listed before
 /// it. ARCHITECTURE.md draws the same order.
@@ -92,6 +97,7 @@ pub const LAYERS: &[&str] = &[
     "metrics",
     "judge",
     "registry",
+    "schema",
     "drive",
     "sweep",
     "results",

@@ -1781,6 +1781,60 @@ pub fn parse_slo(metric: &str, unit: SloUnit, text: &str) -> Result<Slo, String>
     Ok(Slo { metric: metric.to_string(), op, threshold, text: rest.to_string() })
 }
 
+// ---------------------------------------------------------------------------
+// The keys the parser's own types accept, for the scenario file's JSON
+// Schema (`schema.rs`): read from the serde derives, so a key added to a
+// `Raw*` type shows up here without anyone listing it.
+
+/// Each table of a scenario file (`""` for the top level, `"fault"` for a
+/// `[[fault]]`, `"chaos.link"` for `[chaos.partition]`, `[chaos.latency]`,
+/// `[chaos.loss]` and `[chaos.clog]`) and the keys its parser type accepts.
+/// `[knobs]` belongs to the system and `[slo]` to [`SLO_METRICS`].
+pub fn file_keys() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        ("", fields::<RawScenario>()),
+        ("network", fields::<RawNetwork>()),
+        ("workload", fields::<RawWorkload>()),
+        ("workload.stages", fields::<RawStage>()),
+        ("fault", fields::<RawFault>()),
+        ("chaos", fields::<RawChaos>()),
+        ("chaos.crash", fields::<RawChaosCrash>()),
+        ("chaos.restart", fields::<RawChaosRestart>()),
+        ("chaos.link", fields::<RawChaosLink>()),
+        ("check", fields::<RawCheck>()),
+        ("metrics", fields::<RawMetrics>()),
+    ]
+}
+
+/// The field names a serde-derived struct declares (renames applied): a
+/// deserializer that asks for the struct, notes its fields and stops.
+fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+    struct Fields(std::cell::Cell<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for &Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("only a struct's fields are read"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(Self::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let reader = Fields(std::cell::Cell::new(&[]));
+    let _ = T::deserialize(&reader);
+    reader.0.get()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,93 @@ pub trait System: Sized + Send + Sync + Serialize + 'static {
     fn figures(&self, _context: &CheckContext<'_, Self>) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+
+    /// State lanes for the report's timeline (`faultline report`): what the
+    /// system was doing over the run, read from its own typed events (a
+    /// breaker's open/half-open/closed, which host is primary, a queue's
+    /// depth). Pure, like a checker; drawn under the hosts' lanes, in the
+    /// order given. None by default: the report then shows the hosts, the
+    /// faults and the requests alone.
+    fn lanes(&self, _context: &CheckContext<'_, Self>) -> Vec<Lane> {
+        Vec::new()
+    }
+}
+
+/// One state lane of a system in a report's timeline ([`System::lanes`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lane {
+    /// Its label: "breaker", "primary", "db queue".
+    pub name: String,
+    /// What the lane holds over time.
+    pub kind: LaneKind,
+}
+
+/// What a [`Lane`] holds over time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LaneKind {
+    /// Named states: each entry is a change, at a time, to a state that lasts
+    /// until the next change (or the end of the run). The lane is blank
+    /// before the first change.
+    States(Vec<StateChange>),
+    /// A number that steps at each point and holds until the next (a queue's
+    /// depth, loads in flight); drawn as a step line.
+    Level(Vec<(Nanos, f64)>),
+}
+
+/// A change of a state lane, at `at`, to `state`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateChange {
+    /// When the state began.
+    pub at: Nanos,
+    /// The state's name, as the lane shows it ("open", "app-2").
+    pub state: String,
+    /// How it reads at a glance: the report colours it by this.
+    pub tone: Tone,
+}
+
+/// How a state reads at a glance; the report colours states by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tone {
+    /// Healthy: a closed breaker, a caught-up replica.
+    Good,
+    /// In between: half-open, catching up, failing over.
+    Warn,
+    /// Unhealthy: an open breaker, no primary.
+    Bad,
+    /// Neither: which host leads, a mode.
+    Neutral,
+}
+
+impl Lane {
+    /// A lane of named states from its changes (sorted by time; a change to
+    /// the state already in force is dropped, so a lane can be built from
+    /// every event that implies a state).
+    pub fn states(name: impl Into<String>, changes: impl IntoIterator<Item = StateChange>) -> Lane {
+        let mut kept: Vec<StateChange> = Vec::new();
+        let mut changes: Vec<StateChange> = changes.into_iter().collect();
+        changes.sort_by_key(|change| change.at);
+        for change in changes {
+            if kept.last().is_some_and(|last| last.state == change.state) {
+                continue;
+            }
+            kept.push(change);
+        }
+        Lane { name: name.into(), kind: LaneKind::States(kept) }
+    }
+
+    /// A lane of a number over time, from its steps (sorted by time).
+    pub fn level(name: impl Into<String>, points: impl IntoIterator<Item = (Nanos, f64)>) -> Lane {
+        let mut points: Vec<(Nanos, f64)> = points.into_iter().filter(|(_, value)| value.is_finite()).collect();
+        points.sort_by_key(|(at, _)| *at);
+        Lane { name: name.into(), kind: LaneKind::Level(points) }
+    }
+}
+
+impl StateChange {
+    /// A change to `state` at `at`, read as `tone`.
+    pub fn new(at: Nanos, state: impl Into<String>, tone: Tone) -> StateChange {
+        StateChange { at, state: state.into(), tone }
+    }
 }
 
 /// A check that could not reach a verdict (too few requests to judge, a

@@ -17,8 +17,10 @@ mod plan; // the planner: sorted, seeded, independent streams, heal clipping
 mod proptests; // random fault plans: hardened variants hold, textbook flaws are found
 mod queue; // the job queue: redelivery bounds, jitter against the retry storm, bounded latency, bad knobs
 mod readme; // every command of the README runs and exits as it says
+mod report; // the report page in headless Chromium (FAULTLINE_BROWSER=1): lanes and bands where the trace puts them
 mod robustness; // panicking, failing, hanging and nondeterministic systems
 mod scale; // shards merged equal one sweep, resume after a kill, until-failure, JUnit against the XSD, deploy/
+mod schema; // the scenario format's JSON Schema: kept fresh, passed by every shipped file, knobs per system
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers
 mod theory; // the metrics against closed-form theory (FAULTLINE_LONG=1 for the long run)

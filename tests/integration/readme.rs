@@ -73,6 +73,25 @@ const CASES: &[Case] = &[
         shows: "verdict: PASSED",
     },
     Case { readme: "faultline analyze run.json", args: Some("analyze run.json"), code: 0, shows: "verdict: PASSED" },
+    Case {
+        readme: "faultline replay scenarios/echo/crash-restart.toml --seed 7 --trace-out run.trace.json --trace-format chrome",
+        args: Some("replay scenarios/echo/crash-restart.toml --seed 7 --trace-out run.trace.json --trace-format chrome"),
+        code: 0,
+        shows: "Chrome trace-event JSON written",
+    },
+    Case {
+        readme: "faultline report --run scenarios/breaker/crash-restart.toml --seed 1 --out report.html",
+        args: Some("report --run scenarios/breaker/crash-restart.toml --seed 1 --out report.html"),
+        code: 0,
+        shows: "report: written to report.html",
+    },
+    // 2 seeds instead of 50.
+    Case {
+        readme: "faultline sweep scenarios/echo --seeds 50 --report sweep.html",
+        args: Some("sweep scenarios/echo --seeds 2 --report sweep.html"),
+        code: 0,
+        shows: "report: written to sweep.html",
+    },
     // 3 seeds instead of 200.
     Case {
         readme: "faultline sweep scenarios/echo --seeds 200 --jobs 2",
@@ -102,6 +121,7 @@ const CASES: &[Case] = &[
     },
     Case { readme: "faultline check scenarios", args: Some("check scenarios"), code: 0, shows: "ok  scenarios/" },
     Case { readme: "faultline list", args: Some("list"), code: 0, shows: "systems" },
+    Case { readme: "faultline schema", args: Some("schema"), code: 0, shows: "\"$schema\"" },
     Case { readme: "faultline calibrate", args: Some("calibrate"), code: 0, shows: "| check |" },
     // At most 20 runs of the search instead of 200.
     Case {

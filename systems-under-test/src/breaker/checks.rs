@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use faultline_harness::history::{format_nanos, nanos, Happening};
-use faultline_harness::{CheckContext, History, Nanos, Outcome, OutcomeClass, Violation};
+use faultline_harness::{CheckContext, History, Lane, Nanos, Outcome, OutcomeClass, StateChange, Tone, Violation};
 
 use super::knobs::Breaker;
 use super::protocol::{BreakerEvent, BreakerOp, CallResult, Source, APP, DOWNSTREAM};
@@ -328,6 +328,44 @@ pub fn peak_after_recovery(context: &CheckContext<'_, Breaker>) -> f64 {
         }
     }
     f64::from(bins.values().copied().max().unwrap_or(0)) * 10.0
+}
+
+/// The report's lanes: the app's breaker state (closed, open, half-open, or
+/// the app down, from its typed transitions and its crashes and restarts),
+/// and the calls reaching the downstream per 100ms (a retry storm shows as
+/// a spike).
+pub fn lanes(config: &Breaker, context: &CheckContext<'_, Breaker>) -> Vec<Lane> {
+    let mut lanes = Vec::new();
+    if config.enabled {
+        let mut changes = vec![StateChange::new(0, "closed", Tone::Good)];
+        for (at, step) in app_steps(context) {
+            let change = match step {
+                AppStep::Reset if context.down_intervals(APP).iter().any(|(from, _)| *from == at) => {
+                    StateChange::new(at, "app down", Tone::Neutral)
+                }
+                AppStep::Reset => StateChange::new(at, "closed", Tone::Good),
+                AppStep::Event(BreakerEvent::Open { .. }) => StateChange::new(at, "open", Tone::Bad),
+                AppStep::Event(BreakerEvent::HalfOpen) => StateChange::new(at, "half-open", Tone::Warn),
+                AppStep::Event(BreakerEvent::Close { .. }) => StateChange::new(at, "closed", Tone::Good),
+                AppStep::Event(_) => continue,
+            };
+            changes.push(change);
+        }
+        lanes.push(Lane::states("breaker", changes));
+    }
+    const BIN: Nanos = 100_000_000;
+    let mut bins: BTreeMap<Nanos, u32> = BTreeMap::new();
+    for (at, _, event) in context.events() {
+        if matches!(event, BreakerEvent::DownstreamCall { .. }) {
+            *bins.entry(at / BIN).or_default() += 1;
+        }
+    }
+    let last = context.end / BIN;
+    lanes.push(Lane::level(
+        "downstream calls / 100ms",
+        (0..=last).map(|bin| (bin * BIN, f64::from(bins.get(&bin).copied().unwrap_or(0)))),
+    ));
+    lanes
 }
 
 #[cfg(test)]

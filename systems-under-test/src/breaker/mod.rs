@@ -38,7 +38,7 @@ use std::sync::Arc;
 use faultline_harness::history::nanos;
 use faultline_harness::system::{EventDoc, HostResult, KnobDoc, LocalFuture};
 use faultline_harness::{
-    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Outcome, System, SystemDoc,
+    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Lane, Outcome, System, SystemDoc,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -332,5 +332,9 @@ impl System for Breaker {
             ("retry_amplification", attempts as f64 / requests),
             ("peak_downstream_per_s_after_recovery", peak_after_recovery(context)),
         ]
+    }
+
+    fn lanes(&self, context: &CheckContext<'_, Self>) -> Vec<Lane> {
+        checks::lanes(self, context)
     }
 }

@@ -4,12 +4,40 @@
 use std::collections::BTreeMap;
 
 use faultline_harness::history::{format_nanos, Happening};
-use faultline_harness::{CheckContext, History, Nanos, Operation, Violation};
+use faultline_harness::{CheckContext, History, Lane, Nanos, Operation, Violation};
 
 use super::knobs::Cache;
 use super::protocol::{Access, CacheEvent, CacheOp, CACHE, DB, PROBE_KEY};
 
 const SECOND: Nanos = 1_000_000_000;
+
+/// The report's lane: the apps' loads from the database in flight (a
+/// stampede is a spike; coalescing flattens it), from their typed
+/// `app.load.start` and `app.load.end` events. A crashed app's loads end
+/// with it.
+pub fn lanes(context: &CheckContext<'_, Cache>) -> Vec<Lane> {
+    let mut open: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut points = vec![(0, 0.0)];
+    for entry in context.trace {
+        let changed = match (&entry.event, entry.reset_host()) {
+            (_, Some(host)) => open.insert(host, 0).is_some_and(|before| before != 0),
+            (Happening::System(CacheEvent::LoadStart { .. }), None) => {
+                *open.entry(entry.source.as_str()).or_default() += 1;
+                true
+            }
+            (Happening::System(CacheEvent::LoadEnd { .. }), None) => {
+                let count = open.entry(entry.source.as_str()).or_default();
+                *count = (*count - 1).max(0);
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            points.push((entry.at, open.values().sum::<i64>() as f64));
+        }
+    }
+    vec![Lane::level("database loads in flight", points)]
+}
 
 /// Commit times of each version of each key, from the database's events.
 fn commits(context: &CheckContext<'_, Cache>) -> BTreeMap<u32, BTreeMap<u64, Nanos>> {

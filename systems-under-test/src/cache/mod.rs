@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use faultline_harness::system::{EventDoc, HostResult, KnobDoc, LocalFuture};
 use faultline_harness::{
-    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Outcome, System, SystemDoc,
+    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Lane, Outcome, System, SystemDoc,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -280,6 +280,10 @@ impl System for Cache {
             figures.push(("stampede_factor", stampede.factor()));
         }
         figures
+    }
+
+    fn lanes(&self, context: &CheckContext<'_, Self>) -> Vec<Lane> {
+        checks::lanes(context)
     }
 }
 

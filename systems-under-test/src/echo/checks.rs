@@ -1,8 +1,27 @@
-//! The echo system's invariant, a pure function of the history.
+//! The echo system's invariant, a pure function of the history, and its
+//! report lane, a pure function of its typed events.
 
-use faultline_harness::{History, Violation};
+use faultline_harness::{CheckContext, History, Lane, StateChange, Tone, Violation};
 
-use super::protocol::EchoOp;
+use super::knobs::Echo;
+use super::protocol::{EchoEvent, EchoOp, SERVER};
+
+/// The report's lane: which incarnation of the server is listening (from its
+/// `server.start` events), and when it is down.
+pub fn lanes(context: &CheckContext<'_, Echo>) -> Vec<Lane> {
+    let mut changes: Vec<StateChange> = context
+        .events()
+        .filter_map(|(at, source, event)| match event {
+            EchoEvent::ServerStart { incarnation } if source == SERVER => {
+                Some(StateChange::new(at, format!("listening #{incarnation}"), Tone::Good))
+            }
+            _ => None,
+        })
+        .collect();
+    changes
+        .extend(context.down_intervals(SERVER).into_iter().map(|(from, _)| StateChange::new(from, "down", Tone::Bad)));
+    vec![Lane::states("server", changes)]
+}
 
 /// `echo-matches`: every answer (fresh or degraded) equals its request's payload.
 pub fn check_echo_matches(history: &History<EchoOp, u64>) -> Vec<Violation> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use faultline_harness::system::{CheckResult, EventDoc, HostResult, KnobDoc, LocalFuture};
 use faultline_harness::{
-    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Outcome, System, SystemDoc,
+    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Lane, Outcome, System, SystemDoc,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -99,5 +99,9 @@ impl System for Echo {
                 Err(error) => Outcome::Failed(crate::kit::wire::describe(&error)),
             }
         })
+    }
+
+    fn lanes(&self, context: &CheckContext<'_, Self>) -> Vec<Lane> {
+        checks::lanes(context)
     }
 }
