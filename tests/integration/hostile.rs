@@ -25,7 +25,7 @@ use faultline_harness::{
 };
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use turmoil::net::{TcpListener, TcpStream};
+use turmoil::net::TcpListener;
 
 use crate::support::{registry, scenario};
 
@@ -169,14 +169,8 @@ impl System for Hostile {
             let listener = TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), PORT)).await?;
             tokio::task::spawn_local(async move { misbehave(&mode, &context).await });
             loop {
-                let (mut stream, _) = listener.accept().await?;
-                tokio::task::spawn_local(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut byte = [0u8; 1];
-                    if stream.read_exact(&mut byte).await.is_ok() {
-                        let _ = stream.write_all(&byte).await;
-                    }
-                });
+                let (stream, _) = listener.accept().await?;
+                tokio::task::spawn_local(crate::support::answer_one_byte(stream));
             }
         })
     }
@@ -192,21 +186,7 @@ impl System for Hostile {
     }
 
     fn call(self: &Arc<Self>, _client: ClientContext<HostileEvent>, op: u8) -> LocalFuture<Outcome<u8>> {
-        Box::pin(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let result: std::io::Result<u8> = async {
-                let mut stream = TcpStream::connect(("server", PORT)).await?;
-                stream.write_all(&[op]).await?;
-                let mut byte = [0u8; 1];
-                stream.read_exact(&mut byte).await?;
-                Ok(byte[0])
-            }
-            .await;
-            match result {
-                Ok(answer) => Outcome::Ok(answer),
-                Err(error) => Outcome::Failed(error.kind().to_string()),
-            }
-        })
+        Box::pin(async move { crate::support::ask_one_byte(("server", PORT), op).await })
     }
 }
 

@@ -17,7 +17,7 @@ use faultline_harness::{
 };
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use turmoil::net::{TcpListener, TcpStream};
+use turmoil::net::TcpListener;
 
 use crate::support::scenario;
 
@@ -110,20 +110,14 @@ impl System for Misbehave {
             }
             let fail_at = tokio::time::Instant::now() + Duration::from_secs(1);
             loop {
-                let (mut stream, _) = tokio::select! {
+                let (stream, _) = tokio::select! {
                     biased;
                     _ = tokio::time::sleep_until(fail_at), if mode == "host-error" => {
                         return Err("the server's storage is gone".into());
                     }
                     accepted = listener.accept() => accepted?,
                 };
-                tokio::task::spawn_local(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut byte = [0u8; 1];
-                    if stream.read_exact(&mut byte).await.is_ok() {
-                        let _ = stream.write_all(&byte).await;
-                    }
-                });
+                tokio::task::spawn_local(crate::support::answer_one_byte(stream));
             }
         })
     }
@@ -144,19 +138,7 @@ impl System for Misbehave {
             if mode == "panic-client" && turmoil::sim_elapsed().unwrap_or_default() > Duration::from_secs(1) {
                 panic!("the client library fell over");
             }
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let result: std::io::Result<u8> = async {
-                let mut stream = TcpStream::connect(("server", PORT)).await?;
-                stream.write_all(&[op]).await?;
-                let mut byte = [0u8; 1];
-                stream.read_exact(&mut byte).await?;
-                Ok(byte[0])
-            }
-            .await;
-            match result {
-                Ok(answer) => Outcome::Ok(answer),
-                Err(error) => Outcome::Failed(error.kind().to_string()),
-            }
+            crate::support::ask_one_byte(("server", PORT), op).await
         })
     }
 }

@@ -57,3 +57,32 @@ pub fn echo(extra: &str) -> String {
         "name = \"test echo\"\nsystem = \"echo\"\nduration = \"3s\"\nheal = \"2s\"\n\n[workload]\nclients = 2\nrate = \"100/s\"\ndeadline = \"300ms\"\n{extra}"
     )
 }
+
+/// The server side of the test systems' one-byte exchange: read a byte and
+/// send it back.
+pub async fn answer_one_byte(mut stream: turmoil::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut byte = [0u8; 1];
+    if stream.read_exact(&mut byte).await.is_ok() {
+        let _ = stream.write_all(&byte).await;
+    }
+}
+
+/// The client side: a new connection, one byte out, one byte back; an
+/// error is reduced to its kind.
+pub async fn ask_one_byte(to: (&str, u16), op: u8) -> faultline_harness::history::Outcome<u8> {
+    use faultline_harness::history::Outcome;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let result: std::io::Result<u8> = async {
+        let mut stream = turmoil::net::TcpStream::connect(to).await?;
+        stream.write_all(&[op]).await?;
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await?;
+        Ok(byte[0])
+    }
+    .await;
+    match result {
+        Ok(answer) => Outcome::Ok(answer),
+        Err(error) => Outcome::Failed(error.kind().to_string()),
+    }
+}
