@@ -218,24 +218,33 @@ enum Command {
         /// Also write the results as JUnit XML to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
-    },
-    /// Run one seed and write its report: one self-contained HTML page with
-    /// the run's timeline (hosts, faults, the system's state, requests,
-    /// latency, outages, violations). docs/report.md says how to read it.
-    #[command(after_help = EXIT_CODES)]
-    Report {
-        /// The scenario file to run.
+        /// Also write the sweep's page (as `faultline report RESULTS` does) to this file.
         #[arg(long, value_name = "FILE")]
-        run: PathBuf,
+        report: Option<PathBuf>,
+    },
+    /// Write one self-contained HTML page: of one run (`--run FILE --seed N`:
+    /// the run's timeline with hosts, faults, the system's state, requests,
+    /// latency, outages, violations), or of a sweep from its results files
+    /// (`report results.jsonl`: availability and MTTR across seeds, failing
+    /// seeds with their replay commands; nothing is run again).
+    /// docs/report.md says how to read both.
+    #[command(after_help = EXIT_CODES, override_usage = "faultline report RESULTS... [--out FILE]\n       faultline report --run FILE [--seed N] [--out FILE]")]
+    Report {
+        /// Results files of a sweep (`sweep --out`, one per shard), for the sweep's page.
+        #[arg(conflicts_with_all = ["run", "seed", "wall_limit"])]
+        results: Vec<PathBuf>,
+        /// The scenario file to run, for one run's page.
+        #[arg(long, value_name = "FILE")]
+        run: Option<PathBuf>,
         /// The seed (default: the file's `seed`, else 1).
         #[arg(long, value_parser = parse_seed, allow_hyphen_values = true)]
         seed: Option<u64>,
         /// Where to write the page (its folder must exist).
         #[arg(long, value_name = "FILE", default_value = "report.html")]
         out: PathBuf,
-        /// Wall-clock limit of the run in seconds.
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-        wall_limit: u64,
+        /// Wall-clock limit of the run in seconds (default 300).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        wall_limit: Option<u64>,
     },
     /// Print the scenario file format as a JSON Schema, with every system's
     /// knobs (for taplo / Even Better TOML; docs/scenarios.md says how).
@@ -460,7 +469,9 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             let limits = Limits { wall_limit, isolation: isolation.isolation() };
             replay(&scenario, seed, Outputs { trace, trace_out, trace_format, save }, format, limits, registry)
         }
-        Command::Report { run, seed, out, wall_limit } => run_report(&run, seed, &out, wall_limit, registry),
+        Command::Report { results, run, seed, out, wall_limit } => {
+            report_command(&results, run.as_deref(), seed, &out, wall_limit, registry)
+        }
         Command::Analyze { recording, trace, format } => analyze(&recording, trace, format, registry),
         Command::Sweep {
             paths,
@@ -490,7 +501,10 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
                 crate::scale::SweepRequest { seeds, jobs, options, format, record_regressions, scale, report };
             sweep_files(&paths, request, registry)
         }
-        Command::Merge { files, format, junit } => crate::scale::merge(&files, format, junit.as_deref(), registry),
+        Command::Merge { files, format, junit, report } => {
+            let outputs = crate::scale::MergeOutputs { junit: junit.as_deref(), report: report.as_deref() };
+            crate::scale::merge(&files, format, outputs, registry)
+        }
         Command::Check { paths, format } => check_files(&paths, format, registry),
         Command::Schema => {
             print!("{}", faultline_harness::schema::scenario_schema_text(registry));
@@ -709,6 +723,26 @@ pub(crate) fn write_file(flag: &str, path: &Path, text: &str) -> Result<(), Fail
 
 /// `faultline report --run FILE`: runs the seed with its records kept and
 /// writes the page; exits as `run` would for that seed.
+/// `faultline report`: a run's page (`--run`) or a sweep's (results files).
+fn report_command(
+    results: &[PathBuf],
+    run: Option<&Path>,
+    seed: Option<u64>,
+    out: &Path,
+    wall_limit: Option<u64>,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
+    match run {
+        Some(run) => run_report(run, seed, out, wall_limit.unwrap_or(300), registry),
+        None if results.is_empty() => Err(flag_error("report", "nothing to report on").with_help_all(
+            "give a sweep's results files (`faultline report results.jsonl`, written by `sweep --out`) \
+             or a run (`faultline report --run FILE --seed N`)"
+                .into(),
+        )),
+        None => crate::scale::report_results(results, out, registry),
+    }
+}
+
 fn run_report(
     path: &Path,
     seed: Option<u64>,

@@ -321,16 +321,20 @@ fn write_junit(path: Option<&Path>, results: &[ScenarioResult], times: &WallTime
     Ok(())
 }
 
-/// `faultline merge`: the results of one sweep from the files of its shards.
-pub(crate) fn merge(
-    files: &[PathBuf],
-    format: Format,
-    junit: Option<&Path>,
-    registry: &Registry,
-) -> Result<ExitCode, Failure> {
-    if let Some(path) = junit {
-        check_output("--junit", path)?;
-    }
+/// The results of one sweep, rebuilt from the files its shards wrote:
+/// what `merge` prints and `report RESULTS` draws.
+pub(crate) struct Merged {
+    /// Per scenario, judged as one sweep over the same seeds would judge it.
+    pub results: Vec<ScenarioResult>,
+    /// Each run's wall time in seconds.
+    pub times: WallTimes,
+    /// The shards the lines came from (empty for an unsharded sweep).
+    pub shards: BTreeSet<Shard>,
+}
+
+/// Reads results files (`sweep --out`) and rebuilds the sweep they hold.
+/// `verb` names the command in its notes and errors.
+pub(crate) fn load_results(verb: &str, files: &[PathBuf], registry: &Registry) -> Result<Merged, Failure> {
     let mut lines = Vec::new();
     let mut times = WallTimes::new();
     let mut shards: BTreeSet<Shard> = BTreeSet::new();
@@ -345,7 +349,7 @@ pub(crate) fn merge(
         };
         if read.torn_bytes > 0 {
             eprintln!(
-                "merge: {}: dropped a torn last line (its sweep was killed: `sweep ... --out {} --resume` finishes it)",
+                "{verb}: {}: dropped a torn last line (its sweep was killed: `sweep ... --out {} --resume` finishes it)",
                 file.display(),
                 file.display()
             );
@@ -360,16 +364,41 @@ pub(crate) fn merge(
         return Err(Failure::Input(errors));
     }
     if lines.is_empty() {
-        return Err(flag_error("merge", "the files hold no results").with_help_all(
+        return Err(flag_error(verb, "the files hold no results").with_help_all(
             "results files are written by `faultline sweep ... --out FILE`, one line per finished run".into(),
         ));
     }
     let rebuilt = results::rebuild(lines, registry).map_err(Failure::Input)?;
     for note in &rebuilt.notes {
-        eprintln!("merge: {note}");
+        eprintln!("{verb}: {note}");
     }
-    let results = rebuilt.results;
-    write_junit(junit, &results, &times)?;
+    Ok(Merged { results: rebuilt.results, times, shards })
+}
+
+/// Where `merge` writes besides its table: `--junit`, `--report`.
+pub(crate) struct MergeOutputs<'a> {
+    /// JUnit XML.
+    pub junit: Option<&'a Path>,
+    /// The sweep's HTML page.
+    pub report: Option<&'a Path>,
+}
+
+/// `faultline merge`: the results of one sweep from the files of its shards.
+pub(crate) fn merge(
+    files: &[PathBuf],
+    format: Format,
+    outputs: MergeOutputs<'_>,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
+    if let Some(path) = outputs.junit {
+        check_output("--junit", path)?;
+    }
+    if let Some(path) = outputs.report {
+        check_output("--report", path)?;
+    }
+    let Merged { results, times, shards } = load_results("merge", files, registry)?;
+    write_junit(outputs.junit, &results, &times)?;
+    write_page(outputs.report, &results)?;
     match format {
         Format::Text => {
             report::print_sweep_body(&results);
@@ -385,6 +414,17 @@ pub(crate) fn merge(
         }
         Format::Json => print_json(&results)?,
     }
+    Ok(verdict_code(sweep_verdict(&results)))
+}
+
+/// `faultline report RESULTS...`: the sweep's page from its results files,
+/// with no run repeated. Exits as `merge` of the same files would.
+pub(crate) fn report_results(files: &[PathBuf], out: &Path, registry: &Registry) -> Result<ExitCode, Failure> {
+    check_output("--out", out)?;
+    let Merged { results, .. } = load_results("report", files, registry)?;
+    crate::cli::write_file("--out", out, &crate::page::sweep_page(&results))?;
+    println!("{}", report::sweep_tally(&results));
+    println!("report: written to {} (one self-contained page: open it in a browser)", out.display());
     Ok(verdict_code(sweep_verdict(&results)))
 }
 

@@ -349,3 +349,16 @@ fn check_counts_in_the_singular_and_plural() {
     assert!(out.contains("(echo: 1 seed,"), "{out}");
     assert!(!out.contains("1 explicit faults") && !out.contains("1 seeds"), "{out}");
 }
+
+#[test]
+fn report_says_what_it_needs_and_refuses_a_run_mixed_with_results() {
+    let nothing = faultline(&["report"]);
+    assert_eq!(nothing.status.code(), Some(2), "{}", stderr(&nothing));
+    assert!(stderr(&nothing).contains("faultline report results.jsonl"), "{}", stderr(&nothing));
+    assert!(stderr(&nothing).contains("--run FILE --seed N"), "{}", stderr(&nothing));
+    let mixed = faultline(&["report", "results.jsonl", "--run", "scenarios/echo/baseline.toml"]);
+    assert_eq!(mixed.status.code(), Some(2), "{}", stderr(&mixed));
+    assert!(stderr(&mixed).contains("cannot be used with"), "{}", stderr(&mixed));
+    let missing = faultline(&["report", "no-such-results.jsonl", "--out", "/nonexistent-folder/x.html"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+}

@@ -59,7 +59,17 @@ fn four_shards_merged_equal_one_sweep_digest_for_digest() {
     let dir = scratch("shards");
     let whole = dir.join("whole.jsonl");
     let junit = dir.join("whole.xml");
-    let single = sweep(&["--format", "json", "--out", whole.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let page = dir.join("whole.html");
+    let single = sweep(&[
+        "--format",
+        "json",
+        "--out",
+        whole.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--report",
+        page.to_str().unwrap(),
+    ]);
     let single_text = sweep(&[]);
     assert_eq!(code(&single), code(&single_text));
     let mut shards = Vec::new();
@@ -72,7 +82,16 @@ fn four_shards_merged_equal_one_sweep_digest_for_digest() {
     }
     let files: Vec<&str> = shards.iter().map(|p| p.to_str().unwrap()).collect();
     let merged_junit = dir.join("merged.xml");
-    let mut args = vec!["merge", "--format", "json", "--junit", merged_junit.to_str().unwrap()];
+    let merged_page = dir.join("merged.html");
+    let mut args = vec![
+        "merge",
+        "--format",
+        "json",
+        "--junit",
+        merged_junit.to_str().unwrap(),
+        "--report",
+        merged_page.to_str().unwrap(),
+    ];
     args.extend(&files);
     let merged = faultline(&args);
     assert_eq!(code(&merged), code(&single), "merge exits as the sweep did:\n{}", stderr(&merged));
@@ -97,6 +116,21 @@ fn four_shards_merged_equal_one_sweep_digest_for_digest() {
     assert_eq!(union.len(), FILES.len() * 3);
     for xml in [&junit, &merged_junit] {
         junit_valid(&std::fs::read_to_string(xml).expect("the junit file"), FILES.len() * 4);
+    }
+    // The sweep's page from the shards' files (`report`, `merge --report`)
+    // is the single sweep's page, byte for byte; no run is repeated.
+    let reported_page = dir.join("reported.html");
+    let mut args = vec!["report", "--out", reported_page.to_str().unwrap()];
+    args.extend(&files);
+    let reported = faultline(&args);
+    assert_eq!(code(&reported), code(&single), "report exits as the sweep did:\n{}", stderr(&reported));
+    let whole_page = std::fs::read_to_string(&page).expect("the sweep's page");
+    for other in [&merged_page, &reported_page] {
+        assert_eq!(std::fs::read_to_string(other).expect("a page"), whole_page, "{} differs", other.display());
+    }
+    for file in FILES {
+        let name = Path::new(file).file_stem().unwrap().to_str().unwrap();
+        assert!(whole_page.contains(name), "the page names {name}");
     }
     // A merge that lacks a shard refuses, naming how many runs are missing.
     let partial = faultline(&["merge", files[0], files[1], files[2]]);
