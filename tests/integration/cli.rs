@@ -362,3 +362,11 @@ fn report_says_what_it_needs_and_refuses_a_run_mixed_with_results() {
     let missing = faultline(&["report", "no-such-results.jsonl", "--out", "/nonexistent-folder/x.html"]);
     assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
 }
+
+#[test]
+fn calibrate_names_the_models_when_one_is_unknown() {
+    let output = faultline(&["calibrate", "--model", "mm1,erlang"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("\"erlang\" is not a model; the models are availability, mm1, mm1k"), "{err}");
+}
