@@ -425,6 +425,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_link_silenced_one_way_and_not_clogged_has_a_flowing_direction() {
+        let state = FaultState::new(DurRange { min: crate::units::Dur::ZERO, max: crate::units::Dur::ZERO });
+        let link = |forward, backward, held| LinkState {
+            mute_forward: forward,
+            mute_backward: backward,
+            held,
+            ..state.healthy()
+        };
+        assert_eq!(link(true, false, false).open_forward(), Some(false));
+        assert_eq!(link(false, true, false).open_forward(), Some(true));
+        for (forward, backward, held) in
+            [(true, true, false), (false, false, false), (true, false, true), (false, true, true)]
+        {
+            assert_eq!(link(forward, backward, held).open_forward(), None, "{forward} {backward} {held}");
+        }
+        assert!(link(true, false, false).muted() && !link(false, false, true).muted());
+    }
+
+    #[test]
     fn pairs_are_unordered_and_skip_self_links() {
         let a = vec!["b".to_string(), "a".to_string()];
         let b = vec!["a".to_string(), "c".to_string()];
