@@ -50,7 +50,7 @@ impl PlannedFault {
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
             | Action::Clog { a, b }
-            | Action::Blackhole { a, b }
+            | Action::Blackhole { a, b, .. }
             | Action::Refuse { a, b } => a.iter().chain(b).any(|h| h == host),
         }
     }
@@ -114,12 +114,19 @@ pub enum Action {
     /// Messages on the links vanish without a word: connects and requests
     /// hang until their callers' own timeouts, as behind a real partition.
     /// turmoil's `hold` while it lasts; at its end a `partition` then a
-    /// `repair` discard what was held, undelivered.
+    /// `repair` discard what was held, undelivered. One way, only messages
+    /// from `a` to `b` vanish: the injector hands the other direction's
+    /// held data to turmoil for delivery before every step
+    /// (`Sim::links`), and keeps connection openings (SYNs) held both ways,
+    /// since a handshake needs both directions.
     Blackhole {
         /// One side: host names.
         a: Vec<String>,
         /// The other side: host names.
         b: Vec<String>,
+        /// Silence only messages from `a` to `b` (the `[[fault]]` key `oneway`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        oneway: bool,
     },
     /// Connects are refused at once and messages in flight are dropped: a
     /// closed port, a process that is down on a host that still answers.
@@ -169,7 +176,7 @@ impl Action {
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
             | Action::Clog { a, b }
-            | Action::Blackhole { a, b }
+            | Action::Blackhole { a, b, .. }
             | Action::Refuse { a, b } => Some((a, b)),
             Action::Crash { .. } | Action::Restart { .. } | Action::PowerOff { .. } => None,
         }
@@ -179,11 +186,15 @@ impl Action {
     /// blackhole's, or every link of a powered-off host.
     pub fn silenced(&self) -> Option<(&[String], &[String])> {
         match self {
-            Action::Blackhole { a, b } => Some((a, b)),
+            Action::Blackhole { a, b, .. } => Some((a, b)),
             Action::PowerOff { hosts, peers } => Some((hosts, peers)),
             _ => None,
         }
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl fmt::Display for Action {
@@ -197,7 +208,8 @@ impl fmt::Display for Action {
             Action::Clog { a, b } => write!(f, "clog {} | {}", group(a), group(b)),
             Action::Crash { hosts } => write!(f, "crash {}", group(hosts)),
             Action::Restart { hosts } => write!(f, "restart {}", group(hosts)),
-            Action::Blackhole { a, b } => write!(f, "blackhole {} | {}", group(a), group(b)),
+            Action::Blackhole { a, b, oneway: false } => write!(f, "blackhole {} | {}", group(a), group(b)),
+            Action::Blackhole { a, b, oneway: true } => write!(f, "blackhole {} -> {}", group(a), group(b)),
             Action::Refuse { a, b } => write!(f, "refuse {} | {}", group(a), group(b)),
             Action::PowerOff { hosts, .. } => write!(f, "power-off {}", group(hosts)),
         }

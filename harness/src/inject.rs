@@ -9,8 +9,9 @@
 //! test: what it did comes back as [`Happening`]s for the trace.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
-use turmoil::Sim;
+use turmoil::{Protocol, Segment, Sim};
 
 use crate::fault::{Action, PlannedFault};
 use crate::history::Happening;
@@ -26,10 +27,32 @@ struct LinkState {
     /// Messages from `pair.1` to `pair.0` are dropped.
     cut_backward: bool,
     held: bool,
-    /// A blackhole or power-off covers it: held, and discarded at its end.
-    silenced: bool,
+    /// A blackhole or power-off silences messages from `pair.0` to `pair.1`:
+    /// held, and discarded at its end.
+    mute_forward: bool,
+    /// A blackhole or power-off silences messages from `pair.1` to `pair.0`.
+    mute_backward: bool,
     latency: DurRange,
     loss: f64,
+}
+
+impl LinkState {
+    /// Is either direction silenced (the link held in turmoil)?
+    fn muted(&self) -> bool {
+        self.mute_forward || self.mute_backward
+    }
+
+    /// When exactly one direction is silenced and no clog holds the link,
+    /// the other direction, which flows: `Some(true)` for `pair.0` to
+    /// `pair.1`. turmoil holds a link both ways at once, so that
+    /// direction's held messages must be handed back for delivery.
+    fn open_forward(&self) -> Option<bool> {
+        match (self.mute_forward, self.mute_backward, self.held) {
+            (true, false, false) => Some(false),
+            (false, true, false) => Some(true),
+            _ => None,
+        }
+    }
 }
 
 /// The state of the simulated network and hosts as the plan has made it.
@@ -42,6 +65,10 @@ pub struct FaultState {
     down: BTreeMap<String, u32>,
     /// Hosts of the system's pool that it has stopped (or never started).
     stopped: BTreeSet<String>,
+    /// The links that a one-way blackhole silences in one direction only:
+    /// the (from, to) addresses of the direction that flows, whose held
+    /// messages [`FaultState::pump`] hands to turmoil before each step.
+    pumped: BTreeMap<Pair, (IpAddr, IpAddr)>,
 }
 
 /// What a change did, for the trace.
@@ -79,6 +106,7 @@ impl FaultState {
             links: BTreeMap::new(),
             down: BTreeMap::new(),
             stopped: BTreeSet::new(),
+            pumped: BTreeMap::new(),
         }
     }
 
@@ -87,7 +115,8 @@ impl FaultState {
             cut_forward: false,
             cut_backward: false,
             held: false,
-            silenced: false,
+            mute_forward: false,
+            mute_backward: false,
             latency: self.base_latency,
             loss: 0.0,
         }
@@ -102,8 +131,15 @@ impl FaultState {
                     state.cut_forward = true;
                     state.cut_backward = true;
                 }
-                Action::Blackhole { a, b } | Action::PowerOff { hosts: a, peers: b } if covers(a, b, link) => {
-                    state.silenced = true;
+                Action::Blackhole { a, b, oneway: false } | Action::PowerOff { hosts: a, peers: b }
+                    if covers(a, b, link) =>
+                {
+                    state.mute_forward = true;
+                    state.mute_backward = true;
+                }
+                Action::Blackhole { a, b, oneway: true } => {
+                    state.mute_forward |= a.contains(&link.0) && b.contains(&link.1);
+                    state.mute_backward |= a.contains(&link.1) && b.contains(&link.0);
                 }
                 Action::Partition { a, b, oneway } => {
                     let forward = a.contains(&link.0) && b.contains(&link.1);
@@ -162,7 +198,7 @@ impl FaultState {
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
             | Action::Clog { a, b }
-            | Action::Blackhole { a, b }
+            | Action::Blackhole { a, b, .. }
             | Action::Refuse { a, b } => {
                 let links = pairs(a, b);
                 self.active.insert(index, fault.clone());
@@ -215,7 +251,7 @@ impl FaultState {
             | Action::Latency { a, b, .. }
             | Action::Loss { a, b, .. }
             | Action::Clog { a, b }
-            | Action::Blackhole { a, b }
+            | Action::Blackhole { a, b, .. }
             | Action::Refuse { a, b } => {
                 let links = pairs(a, b);
                 self.sync_links(sim, &links);
@@ -265,11 +301,16 @@ impl FaultState {
                 continue;
             }
             let (a, b) = (link.0.as_str(), link.1.as_str());
-            if desired.silenced || current.silenced {
+            if desired.muted() || current.muted() {
                 set_silenced_link(sim, a, b, &current, &desired);
             } else {
                 set_link(sim, a, b, &current, &desired);
             }
+            match desired.open_forward() {
+                Some(true) => self.pumped.insert(link.clone(), (sim.lookup(a), sim.lookup(b))),
+                Some(false) => self.pumped.insert(link.clone(), (sim.lookup(b), sim.lookup(a))),
+                None => self.pumped.remove(link),
+            };
             if desired.latency != current.latency {
                 sim.set_link_latency(a, b, desired.latency.min.0);
                 sim.set_link_max_message_latency(a, b, desired.latency.max.0);
@@ -279,6 +320,38 @@ impl FaultState {
             }
             self.links.insert(link.clone(), desired);
         }
+    }
+
+    /// Call before every step. On each link a one-way blackhole silences in
+    /// one direction only, turmoil holds both directions; this hands the
+    /// flowing direction's held data, FINs and RSTs back to turmoil for
+    /// delivery in the coming step (`SentRef::deliver`, which delivers at
+    /// the next tick: the link's latency is not drawn for them). SYNs stay
+    /// held in both directions: in a real network the SYN-ACK would cross
+    /// the silenced direction, so no connection opens either way, and a
+    /// connect hangs until its caller's timeout. Nothing is done, and
+    /// nothing drawn, when no one-way blackhole is on.
+    pub fn pump(&self, sim: &Sim<'_>) {
+        if self.pumped.is_empty() {
+            return;
+        }
+        sim.links(|links| {
+            for link in links {
+                let (x, y) = link.pair();
+                let Some(&(from, to)) =
+                    self.pumped.values().find(|(from, to)| (*from, *to) == (x, y) || (*from, *to) == (y, x))
+                else {
+                    continue;
+                };
+                for sent in link {
+                    let (src, dst) = sent.pair();
+                    let opening = matches!(sent.protocol(), Protocol::Tcp(Segment::Syn(_)));
+                    if src.ip() == from && dst.ip() == to && !opening {
+                        sent.deliver();
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -310,16 +383,28 @@ fn set_link(sim: &mut Sim<'_>, a: &str, b: &str, current: &LinkState, desired: &
 
 /// Brings a link that a blackhole covers, now or before this change, from
 /// `current` to `desired`. While silenced the link holds every message
-/// (turmoil's `hold`); when the last blackhole over it ends, a `partition`
+/// (turmoil's `hold`; one way, [`FaultState::pump`] hands the flowing
+/// direction's back); when the last blackhole over it ends, a `partition`
 /// drops everything held or in flight both ways and the link is set afresh:
 /// held again if a clog still covers it, else repaired (not released, which
 /// would deliver). Cuts are applied last, as in [`set_link`].
 fn set_silenced_link(sim: &mut Sim<'_>, a: &str, b: &str, current: &LinkState, desired: &LinkState) {
-    assert!(current.silenced || desired.silenced, "only links a blackhole covers come here");
-    if current.silenced && !desired.silenced {
+    assert!(current.muted() || desired.muted(), "only links a blackhole covers come here");
+    if current.muted() && !desired.muted() {
         sim.partition(a, b);
+    } else {
+        // A direction no longer silenced while the other still is (a
+        // one-way blackhole ended under another): discard what it held
+        // (`partition_oneway` drops its sender's messages), then hold again.
+        for (was, is, from, to) in
+            [(current.mute_forward, desired.mute_forward, a, b), (current.mute_backward, desired.mute_backward, b, a)]
+        {
+            if was && !is {
+                sim.partition_oneway(from, to);
+            }
+        }
     }
-    if desired.silenced || desired.held {
+    if desired.muted() || desired.held {
         sim.hold(a, b);
     } else {
         sim.repair(a, b);
@@ -338,6 +423,25 @@ fn covers(a: &[String], b: &[String], link: &Pair) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_link_silenced_one_way_and_not_clogged_has_a_flowing_direction() {
+        let state = FaultState::new(DurRange { min: crate::units::Dur::ZERO, max: crate::units::Dur::ZERO });
+        let link = |forward, backward, held| LinkState {
+            mute_forward: forward,
+            mute_backward: backward,
+            held,
+            ..state.healthy()
+        };
+        assert_eq!(link(true, false, false).open_forward(), Some(false));
+        assert_eq!(link(false, true, false).open_forward(), Some(true));
+        for (forward, backward, held) in
+            [(true, true, false), (false, false, false), (true, false, true), (false, true, true)]
+        {
+            assert_eq!(link(forward, backward, held).open_forward(), None, "{forward} {backward} {held}");
+        }
+        assert!(link(true, false, false).muted() && !link(false, false, true).muted());
+    }
 
     #[test]
     fn pairs_are_unordered_and_skip_self_links() {

@@ -21,6 +21,11 @@ use crate::units::{format_duration, Dur, DurRange};
 /// below the duration is a mistake, not a reason to allocate without bound.
 pub const GENERATOR_FAULTS_MAX: usize = 10_000;
 
+/// How many of `CHAOS_KINDS` draw their swarm coins from [`Stream::Swarm`]:
+/// the kinds there were when swarm testing came. Kinds appended since draw
+/// from [`Stream::SwarmLater`], so old seeds keep their swarm subsets.
+const SWARM_FIRST_KINDS: usize = 6;
+
 /// The faults of one seed of a scenario, at concrete times on concrete hosts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -106,9 +111,9 @@ impl Plan {
                     (Action::Crash { hosts: scenario.resolve_system(hosts) }, Some(spec.length))
                 }
                 FaultSpecKind::Restart { hosts } => (Action::Restart { hosts: scenario.resolve_system(hosts) }, None),
-                FaultSpecKind::Blackhole { target } => {
+                FaultSpecKind::Blackhole { target, oneway } => {
                     let (a, b) = resolve_target(scenario, target);
-                    (Action::Blackhole { a, b }, Some(spec.length))
+                    (Action::Blackhole { a, b, oneway: *oneway }, Some(spec.length))
                 }
                 FaultSpecKind::Refuse { target } => {
                     let (a, b) = resolve_target(scenario, target);
@@ -132,7 +137,13 @@ impl Plan {
         let mut enabled: Vec<bool> = vec![true; generators.len()];
         if scenario.chaos.swarm && !generators.is_empty() {
             let mut rng = seed::rng(seed, Stream::Swarm);
-            let coins: Vec<bool> = CHAOS_KINDS.iter().map(|_| rng.random_bool(0.5)).collect();
+            // The first six kinds' coins, then the fallback pick below, come
+            // from the swarm stream as they always have; later kinds draw
+            // their coins from a stream of their own.
+            let mut later = seed::rng(seed, Stream::SwarmLater);
+            let coins: Vec<bool> = (0..CHAOS_KINDS.len())
+                .map(|kind| if kind < SWARM_FIRST_KINDS { &mut rng } else { &mut later }.random_bool(0.5))
+                .collect();
             for (on, generator) in enabled.iter_mut().zip(generators) {
                 *on = coins[kind_index(generator)];
             }
@@ -203,6 +214,26 @@ fn random_link(rng: &mut ChaCha8Rng, candidates: &[String]) -> Option<(Vec<Strin
     Some((vec![picked[0].clone()], vec![picked[1].clone()]))
 }
 
+/// One host's down times, as (start, end): it alternates up and down times
+/// independently of other hosts, the classic two-state (alternating
+/// renewal) model of one server. Exponential up times of mean `mtbf` and
+/// down times of mean `mttr`, drawn in that order; none starts at or after
+/// `heal_at`.
+fn up_and_down(rng: &mut ChaCha8Rng, mtbf: Dur, mttr: Dur, heal_at: Dur) -> Vec<(Dur, Dur)> {
+    let mut out = Vec::new();
+    let mut now = Dur::ZERO;
+    for _ in 0..GENERATOR_FAULTS_MAX {
+        now = Dur(now.0 + exponential(rng, mtbf).0);
+        if now >= heal_at {
+            break;
+        }
+        let down = exponential(rng, mttr);
+        out.push((now, Dur(now.0 + down.0)));
+        now = Dur(now.0 + down.0);
+    }
+    out
+}
+
 fn expand_generator(
     scenario: &Scenario,
     generator: &Generator,
@@ -217,18 +248,17 @@ fn expand_generator(
     };
     match generator {
         Generator::Crash { hosts, mtbf, mttr } => {
-            // Each host alternates up and down times independently: the
-            // classic two-state (alternating renewal) model of one server.
             for host in scenario.resolve_system(hosts) {
-                let mut now = Dur::ZERO;
-                for _ in 0..GENERATOR_FAULTS_MAX {
-                    now = Dur(now.0 + exponential(rng, *mtbf).0);
-                    if now >= heal_at {
-                        break;
-                    }
-                    let down = exponential(rng, *mttr);
-                    push(now, Some(Dur(now.0 + down.0)), Action::Crash { hosts: vec![host.clone()] });
-                    now = Dur(now.0 + down.0);
+                for (at, until) in up_and_down(rng, *mtbf, *mttr, heal_at) {
+                    push(at, Some(until), Action::Crash { hosts: vec![host.clone()] });
+                }
+            }
+        }
+        Generator::PowerOff { hosts, mtbf, mttr } => {
+            for host in scenario.resolve_system(hosts) {
+                let peers: Vec<String> = scenario.hosts.iter().filter(|h| **h != host).cloned().collect();
+                for (at, until) in up_and_down(rng, *mtbf, *mttr, heal_at) {
+                    push(at, Some(until), Action::PowerOff { hosts: vec![host.clone()], peers: peers.clone() });
                 }
             }
         }
@@ -247,7 +277,8 @@ fn expand_generator(
         Generator::Partition { hosts, every, length }
         | Generator::Latency { hosts, every, length, .. }
         | Generator::Loss { hosts, every, length, .. }
-        | Generator::Clog { hosts, every, length } => {
+        | Generator::Clog { hosts, every, length }
+        | Generator::Blackhole { hosts, every, length } => {
             let candidates: Vec<String> = match hosts {
                 Some(patterns) => scenario.resolve(patterns),
                 None => scenario.hosts.clone(),
@@ -272,7 +303,7 @@ fn expand_generator(
 }
 
 /// A random link fault of `generator`'s kind among `candidates`: a random
-/// split in two for a partition, one random link otherwise. `None` with
+/// split in two for a partition or blackhole, one random link otherwise. `None` with
 /// fewer than two hosts.
 fn link_action(generator: &Generator, candidates: &[String], rng: &mut ChaCha8Rng) -> Option<Action> {
     if candidates.len() < 2 {
@@ -280,14 +311,12 @@ fn link_action(generator: &Generator, candidates: &[String], rng: &mut ChaCha8Rn
     }
     Some(match generator {
         Generator::Partition { .. } => {
-            let mut shuffled = candidates.to_vec();
-            shuffled.shuffle(rng);
-            let split = rng.random_range(1..shuffled.len());
-            let b = shuffled.split_off(split);
-            let (mut a, mut b) = (shuffled, b);
-            a.sort();
-            b.sort();
+            let (a, b) = random_split(rng, candidates);
             Action::Partition { a, b, oneway: false }
+        }
+        Generator::Blackhole { .. } => {
+            let (a, b) = random_split(rng, candidates);
+            Action::Blackhole { a, b, oneway: false }
         }
         Generator::Latency { latency, .. } => {
             let (a, b) = random_link(rng, candidates)?;
@@ -302,6 +331,19 @@ fn link_action(generator: &Generator, candidates: &[String], rng: &mut ChaCha8Rn
             Action::Clog { a, b }
         }
     })
+}
+
+/// `candidates` (at least two) shuffled and cut in two non-empty groups,
+/// each sorted.
+fn random_split(rng: &mut ChaCha8Rng, candidates: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut shuffled = candidates.to_vec();
+    shuffled.shuffle(rng);
+    let split = rng.random_range(1..shuffled.len());
+    let b = shuffled.split_off(split);
+    let (mut a, mut b) = (shuffled, b);
+    a.sort();
+    b.sort();
+    (a, b)
 }
 
 /// Puts the probe on `client-0`'s side of a link fault, so that it sees what
@@ -332,6 +374,10 @@ fn with_probe(action: Action) -> Action {
         Action::Clog { a, b } => {
             let (a, b) = attach(a, b);
             Action::Clog { a, b }
+        }
+        Action::Blackhole { a, b, oneway } => {
+            let (a, b) = attach(a, b);
+            Action::Blackhole { a, b, oneway }
         }
         other => other,
     }

@@ -194,6 +194,7 @@ fn step_until_done<S: System>(
             assert!(faults.is_healed(), "every fault ends by the heal phase");
             note(nanos(now), Happening::Heal);
         }
+        faults.pump(sim);
         match step(sim) {
             Ok(true) => return None,
             Ok(false) => {}

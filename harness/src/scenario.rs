@@ -29,7 +29,7 @@ pub const FAULT_KINDS: &[(&str, &str)] = &[
     ("clog", "hold every message between two host groups, then deliver them all at the end"),
     ("crash", "stop hosts (state in memory is lost); restart_after brings them back"),
     ("restart", "bounce running hosts: stop and start their software at once"),
-    ("blackhole", "silently drop every message between two host groups: connects and requests hang until their timeouts"),
+    ("blackhole", "silently drop every message between two host groups (or one way with oneway = true): connects and requests hang until their timeouts"),
     ("refuse", "refuse connects at once and drop messages between two host groups (a closed port; a partition's turmoil calls)"),
     ("power-off", "cut hosts' power: a blackhole on all their links, then a crash (peers see no close); restart_after"),
 ];
@@ -42,6 +42,10 @@ pub const CHAOS_KINDS: &[(&str, &str)] = &[
     ("latency", "slow a random link to `latency`, at exponential intervals of mean `every`"),
     ("loss", "drop messages on a random link at `rate`, at exponential intervals of mean `every`"),
     ("clog", "hold a random link's messages, at exponential intervals of mean `every`"),
+    // Appended, never inserted: a kind's place here names its random stream
+    // (plan.rs), so the kinds above keep their draws.
+    ("blackhole", "silently drop everything between two random host groups (connects and requests hang), at exponential intervals of mean `every`"),
+    ("power-off", "each host alternates exponential up (mean mtbf) and powered-off (mean mttr) times: peers see no close"),
 ];
 
 /// A validated scenario: everything the planner and runner need, with every
@@ -417,6 +421,8 @@ pub enum FaultSpecKind {
     Blackhole {
         /// The links (`hosts` or `between`).
         target: Target,
+        /// Silence only messages from the first group of `between` to the second.
+        oneway: bool,
     },
     /// Connects on the links are refused at once; messages are dropped.
     Refuse {
@@ -501,6 +507,27 @@ pub enum Generator {
         /// How long each lasts, drawn uniformly from the range (the `for` key).
         length: DurRange,
     },
+    /// Splits the hosts in two random groups and silences every link
+    /// between them (`[chaos.blackhole]`): `[chaos.partition]` with the
+    /// real network's silence instead of turmoil's immediate refusal.
+    Blackhole {
+        /// The hosts split into two random non-empty groups; `None` is every host.
+        hosts: Option<Vec<HostPattern>>,
+        /// The mean time between blackholes (exponential gaps).
+        every: Dur,
+        /// How long each lasts, drawn uniformly from the range (the `for` key).
+        length: DurRange,
+    },
+    /// Each host alternates exponential up times and powered-off times
+    /// (`[chaos.power-off]`): `[chaos.crash]` where peers see nothing.
+    PowerOff {
+        /// Patterns over the system's hosts; each matched host loses power on its own.
+        hosts: Vec<HostPattern>,
+        /// The mean up time between power losses.
+        mtbf: Dur,
+        /// The mean time a host stays off.
+        mttr: Dur,
+    },
 }
 
 impl Generator {
@@ -514,6 +541,8 @@ impl Generator {
             Generator::Latency { .. } => "latency",
             Generator::Loss { .. } => "loss",
             Generator::Clog { .. } => "clog",
+            Generator::Blackhole { .. } => "blackhole",
+            Generator::PowerOff { .. } => "power-off",
         }
     }
 }
@@ -820,6 +849,10 @@ struct RawChaos {
     loss: Option<Spanned<RawChaosLink>>,
     #[serde(default)]
     clog: Option<Spanned<RawChaosLink>>,
+    #[serde(default)]
+    blackhole: Option<Spanned<RawChaosLink>>,
+    #[serde(default, rename = "power-off")]
+    power_off: Option<Spanned<RawChaosCrash>>,
 }
 
 #[derive(Deserialize)]
@@ -837,7 +870,8 @@ struct RawChaosRestart {
     every: Spanned<Dur>,
 }
 
-/// `[chaos.partition]`, `[chaos.latency]`, `[chaos.loss]` and `[chaos.clog]`.
+/// `[chaos.partition]`, `[chaos.latency]`, `[chaos.loss]`, `[chaos.clog]`
+/// and `[chaos.blackhole]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChaosLink {
@@ -1354,8 +1388,8 @@ impl FaultCheck<'_> {
         if kind != RawFaultKind::Loss {
             self.not_for(raw.rate.is_some(), span_of(&raw.rate), "rate", "rate goes with kind = \"loss\"")?;
         }
-        if kind != RawFaultKind::Partition {
-            let help = "oneway goes with kind = \"partition\"";
+        if !matches!(kind, RawFaultKind::Partition | RawFaultKind::Blackhole) {
+            let help = "oneway goes with kind = \"partition\" or kind = \"blackhole\"";
             self.not_for(raw.oneway.is_some(), span_of(&raw.oneway), "oneway", help)?;
         }
         if let Some(length) = raw.length.as_ref().filter(|l| l.get_ref().0.is_zero()) {
@@ -1378,7 +1412,7 @@ impl FaultCheck<'_> {
             )),
             (Some(hosts), None) if oneway => Err(self.error(
                 hosts.span(),
-                "a one-way partition needs `between` (from the first group to the second)",
+                format!("a one-way {kind_name} needs `between` (from the first group to the second)"),
             )),
             (Some(hosts), None) => {
                 let isolated = patterns.any(hosts)?;
@@ -1430,7 +1464,10 @@ impl FaultCheck<'_> {
                 };
                 FaultSpecKind::Loss { target: self.target(false)?, rate: rate.get_ref().0 }
             }
-            RawFaultKind::Blackhole => FaultSpecKind::Blackhole { target: self.target(false)? },
+            RawFaultKind::Blackhole => {
+                let oneway = raw.oneway.as_ref().is_some_and(|o| *o.get_ref());
+                FaultSpecKind::Blackhole { target: self.target(oneway)?, oneway }
+            }
             RawFaultKind::Refuse => FaultSpecKind::Refuse { target: self.target(false)? },
             _ => FaultSpecKind::Clog { target: self.target(false)? },
         };
@@ -1491,7 +1528,11 @@ fn at_least_two_hosts(
     if candidates.len() >= 2 {
         return Ok(());
     }
-    let what = if kind == "partition" { "split them in two groups" } else { "pick a link between two of them" };
+    let what = if matches!(kind, "partition" | "blackhole") {
+        "split them in two groups"
+    } else {
+        "pick a link between two of them"
+    };
     let span = link.get_ref().hosts.as_ref().map_or(link.span(), Spanned::span);
     Err((patterns.at)(
         span,
@@ -1513,20 +1554,29 @@ fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, Inpu
         }
     };
     let mut generators = Vec::new();
+    // `[chaos.crash]` and `[chaos.power-off]`: hosts, mtbf and mttr.
+    let up_and_down = |c: &RawChaosCrash| -> Result<(Vec<HostPattern>, Dur, Dur), InputError> {
+        Ok((patterns.system(&c.hosts)?, positive(&c.mtbf, "mtbf")?, positive(&c.mttr, "mttr")?))
+    };
     if let Some(crash) = &raw.crash {
-        let c = crash.get_ref();
-        generators.push(Generator::Crash {
-            hosts: patterns.system(&c.hosts)?,
-            mtbf: positive(&c.mtbf, "mtbf")?,
-            mttr: positive(&c.mttr, "mttr")?,
-        });
+        let (hosts, mtbf, mttr) = up_and_down(crash.get_ref())?;
+        generators.push(Generator::Crash { hosts, mtbf, mttr });
+    }
+    if let Some(power_off) = &raw.power_off {
+        let (hosts, mtbf, mttr) = up_and_down(power_off.get_ref())?;
+        generators.push(Generator::PowerOff { hosts, mtbf, mttr });
     }
     if let Some(restart) = &raw.restart {
         let r = restart.get_ref();
         generators.push(Generator::Restart { hosts: patterns.system(&r.hosts)?, every: positive(&r.every, "every")? });
     }
-    let links: [(&str, &Option<Spanned<RawChaosLink>>); 4] =
-        [("partition", &raw.partition), ("latency", &raw.latency), ("loss", &raw.loss), ("clog", &raw.clog)];
+    let links: [(&str, &Option<Spanned<RawChaosLink>>); 5] = [
+        ("partition", &raw.partition),
+        ("latency", &raw.latency),
+        ("loss", &raw.loss),
+        ("clog", &raw.clog),
+        ("blackhole", &raw.blackhole),
+    ];
     for (kind, link) in links {
         let Some(link) = link else { continue };
         let l = link.get_ref();
@@ -1567,6 +1617,7 @@ fn validate_chaos(raw: &RawChaos, patterns: &Patterns<'_>) -> Result<Chaos, Inpu
                 };
                 Generator::Loss { hosts, every, length, rate: rate.get_ref().0 }
             }
+            "blackhole" => Generator::Blackhole { hosts, every, length },
             _ => Generator::Clog { hosts, every, length },
         });
     }
@@ -1788,7 +1839,9 @@ pub fn parse_slo(metric: &str, unit: SloUnit, text: &str) -> Result<Slo, String>
 
 /// Each table of a scenario file (`""` for the top level, `"fault"` for a
 /// `[[fault]]`, `"chaos.link"` for `[chaos.partition]`, `[chaos.latency]`,
-/// `[chaos.loss]` and `[chaos.clog]`) and the keys its parser type accepts.
+/// `[chaos.loss]`, `[chaos.clog]` and `[chaos.blackhole]`, `"chaos.crash"`
+/// for `[chaos.crash]` and `[chaos.power-off]`) and the keys its parser
+/// type accepts.
 /// `[knobs]` belongs to the system and `[slo]` to [`SLO_METRICS`].
 pub fn file_keys() -> Vec<(&'static str, &'static [&'static str])> {
     vec![

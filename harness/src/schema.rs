@@ -91,9 +91,10 @@ fn value_key(table: &str, key: &str) -> Option<Value> {
             json!({ "type": "array", "items": { "type": "array", "items": { "type": "string" } } }),
             "two host groups a link fault acts between",
         ),
-        ("fault", "oneway") => {
-            (json!({ "type": "boolean" }), "a partition cuts only messages from the first group to the second")
-        }
+        ("fault", "oneway") => (
+            json!({ "type": "boolean" }),
+            "a partition or blackhole acts only on messages from the first group to the second",
+        ),
         ("fault", "restart_after") => (duration(), "a crash's hosts start again after this long"),
         ("fault", "latency") => (duration_range(), "a latency fault's one-way latency"),
         ("fault", "rate") => (probability(), "a loss fault's chance that a message fails"),
@@ -101,8 +102,8 @@ fn value_key(table: &str, key: &str) -> Option<Value> {
         ("chaos.crash", "hosts") | ("chaos.restart", "hosts") | ("chaos.link", "hosts") => {
             (hosts(), "the hosts the generator picks from")
         }
-        ("chaos.crash", "mtbf") => (duration(), "mean time between a host's crashes"),
-        ("chaos.crash", "mttr") => (duration(), "mean time a crashed host stays down"),
+        ("chaos.crash", "mtbf") => (duration(), "mean time between a host's crashes (or power losses)"),
+        ("chaos.crash", "mttr") => (duration(), "mean time a crashed (or powered-off) host stays down"),
         ("chaos.restart", "every") | ("chaos.link", "every") => {
             (duration(), "mean time between the generator's faults")
         }
@@ -145,6 +146,7 @@ fn table_key(table: &str, key: &str) -> Option<Value> {
             described(json!({ "type": "array", "items": object("workload.stages") }), "k6-style ramping stages")
         }
         ("chaos", "crash" | "restart") => object(&format!("chaos.{key}")),
+        ("chaos", "power-off") => object("chaos.crash"),
         ("chaos", kind) if CHAOS_KINDS.iter().any(|(k, _)| *k == kind) => object("chaos.link"),
         _ => return None,
     })

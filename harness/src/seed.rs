@@ -17,6 +17,10 @@ pub enum Stream {
     Network,
     /// Which chaos generators a swarm run switches on.
     Swarm,
+    /// The swarm's coins for the generator kinds added after the first six
+    /// (`blackhole`, `power-off`, ...): a stream of their own, so that the
+    /// [`Stream::Swarm`] draws of every older scenario stay as they were.
+    SwarmLater,
     /// The faults of one chaos generator (by its index in `[chaos]`).
     Chaos(u32),
     /// One workload client's arrivals and operations.
@@ -35,6 +39,7 @@ impl Stream {
         match self {
             Stream::Network => 1,
             Stream::Swarm => 2,
+            Stream::SwarmLater => 4,
             Stream::Chaos(index) => (1 << 32) | u64::from(index),
             Stream::Client(index) => (2 << 32) | u64::from(index),
             Stream::Host { host, incarnation } => {

@@ -136,7 +136,7 @@ impl Candidate {
                     Action::Latency { a, b, latency } => Action::Latency { a: keep(a), b: keep(b), latency: *latency },
                     Action::Loss { a, b, rate } => Action::Loss { a: keep(a), b: keep(b), rate: *rate },
                     Action::Clog { a, b } => Action::Clog { a: keep(a), b: keep(b) },
-                    Action::Blackhole { a, b } => Action::Blackhole { a: keep(a), b: keep(b) },
+                    Action::Blackhole { a, b, oneway } => Action::Blackhole { a: keep(a), b: keep(b), oneway: *oneway },
                     Action::Refuse { a, b } => Action::Refuse { a: keep(a), b: keep(b) },
                     Action::PowerOff { hosts, peers } => Action::PowerOff { hosts: hosts.clone(), peers: keep(peers) },
                     other => other.clone(),
@@ -146,7 +146,7 @@ impl Candidate {
                     | Action::Latency { a, b, .. }
                     | Action::Loss { a, b, .. }
                     | Action::Clog { a, b }
-                    | Action::Blackhole { a, b }
+                    | Action::Blackhole { a, b, .. }
                     | Action::Refuse { a, b } => a.is_empty() || b.is_empty(),
                     Action::Crash { hosts } | Action::Restart { hosts } | Action::PowerOff { hosts, .. } => {
                         hosts.is_empty()
@@ -629,8 +629,11 @@ fn fault_toml(fault: &PlannedFault, heal_at: Dur) -> String {
         Action::Loss { a, b, rate } => {
             out.push_str(&format!("between = [{}, {}]\nrate = {rate}\n", hosts(a), hosts(b)))
         }
-        Action::Clog { a, b } | Action::Blackhole { a, b } | Action::Refuse { a, b } => {
+        Action::Clog { a, b } | Action::Blackhole { a, b, oneway: false } | Action::Refuse { a, b } => {
             out.push_str(&format!("between = [{}, {}]\n", hosts(a), hosts(b)))
+        }
+        Action::Blackhole { a, b, oneway: true } => {
+            out.push_str(&format!("between = [{}, {}]\noneway = true\n", hosts(a), hosts(b)))
         }
         Action::Crash { hosts: list } | Action::PowerOff { hosts: list, .. } => {
             out.push_str(&format!("hosts = {}\n", hosts(list)));

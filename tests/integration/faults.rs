@@ -192,3 +192,95 @@ fn a_power_off_is_silent_where_a_crash_closes_connections() {
     let (_, kinds) = run_with("kind = \"power-off\"\nhosts = [\"server\"]\nrestart_after = \"2s\"", "300ms");
     assert_eq!(kinds, ["fault.start", "host.crash", "fault.end", "host.restart", "phase.heal"]);
 }
+
+/// Echo with a 100 ms service time and `note_requests`, so that the trace
+/// shows which requests reached the server, under `fault` from 2s.
+fn noted_with(fault: &str) -> faultline_harness::judge::RunReport {
+    let source = format!(
+        "name = \"noted\"\nsystem = \"echo\"\nduration = \"6s\"\nheal = \"2s\"\n\
+         [knobs]\nservice_time = \"100ms\"\nnote_requests = true\n\
+         [workload]\nclients = 2\nrate = \"200/s\"\ndeadline = \"300ms\"\n\
+         [check]\ninvariants = [\"echo-matches\", \"liveness\"]\n\
+         [[fault]]\nat = \"2s\"\nfor = \"2s\"\n{fault}\n"
+    );
+    let report = run_seed(&scenario(&source), 4, RunOptions { keep_records: true, ..RunOptions::default() });
+    assert!(report.passed, "{:?}", report.outcome);
+    report
+}
+
+/// The payload a timeline detail names: `#12 EchoOp { payload: 77 }` or
+/// the event's `payload=77`.
+fn payload_in(detail: &str) -> Option<u64> {
+    let start = detail.find("payload")? + "payload".len();
+    let digits: String =
+        detail[start..].chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The requests invoked in [from_ms, to_ms): (payload, how it ended: the
+/// completion line's kind), and the payloads the server read.
+fn requests_and_reads(
+    report: &faultline_harness::judge::RunReport,
+    from_ms: u64,
+    to_ms: u64,
+) -> (Vec<(u64, String)>, std::collections::BTreeSet<u64>) {
+    let id = |detail: &str| detail.split_whitespace().next().unwrap_or_default().to_string();
+    let mut invoked = Vec::new();
+    let mut ended = std::collections::BTreeMap::new();
+    let mut read = std::collections::BTreeSet::new();
+    for line in &report.timeline {
+        match line.kind.as_str() {
+            "op.invoke" if line.at >= from_ms * 1_000_000 && line.at < to_ms * 1_000_000 => {
+                invoked.push((id(&line.detail), payload_in(&line.detail).expect("an echo op names its payload")));
+            }
+            "op.ok" | "op.failed" | "op.timeout" => {
+                ended.insert(id(&line.detail), line.kind.clone());
+            }
+            "echo.received" => {
+                read.insert(payload_in(&line.detail).expect("echo.received names its payload"));
+            }
+            _ => {}
+        }
+    }
+    let requests = invoked.into_iter().map(|(id, payload)| (payload, ended[&id].clone())).collect();
+    (requests, read)
+}
+
+#[test]
+fn a_one_way_blackhole_silences_one_direction_and_lets_the_other_flow() {
+    // Requests silenced (clients to server): the server reads nothing sent
+    // during the fault, and each request hangs until its deadline.
+    let requests_dropped = noted_with("kind = \"blackhole\"\nbetween = [[\"client-*\"], [\"server\"]]\noneway = true");
+    let (sent_during, read) = requests_and_reads(&requests_dropped, 2000, 3690);
+    assert!(sent_during.len() > 300 && sent_during.iter().all(|(_, end)| end == "op.timeout"), "{sent_during:?}");
+    assert!(sent_during.iter().all(|(payload, _)| !read.contains(payload)), "the server read a silenced request");
+    let ((failed, timed_out, served), _, (shortest, longest)) = endings(&during(&requests_dropped.samples, 2000, 3690));
+    assert!(failed == 0 && served == 0 && timed_out > 300, "{failed} failed, {timed_out} timed out");
+    assert!((300.0..=301.0).contains(&shortest) && longest <= 301.0, "timeouts took {shortest}..{longest} ms");
+    // Requests the server read just before the fault: their answers cross
+    // the flowing direction and arrive.
+    let (before, read) = requests_and_reads(&requests_dropped, 1900, 1980);
+    assert!(before.len() > 10, "{before:?}");
+    assert!(before.iter().all(|(payload, end)| end == "op.ok" && read.contains(payload)), "{before:?}");
+
+    // Answers silenced (server to clients): the requests read just before
+    // the fault are answered into the silence, so they hang too, though the
+    // trace shows the server read every one of them.
+    let answers_dropped = noted_with("kind = \"blackhole\"\nbetween = [[\"server\"], [\"client-*\"]]\noneway = true");
+    let (before, read) = requests_and_reads(&answers_dropped, 1900, 1980);
+    assert!(before.len() > 10, "{before:?}");
+    assert!(before.iter().all(|(payload, end)| end == "op.timeout" && read.contains(payload)), "{before:?}");
+    // New connections do not open in either direction (the SYN-ACK would
+    // cross the silenced one): requests sent during the fault hang
+    // unread, as over a real one-way outage.
+    let (sent_during, read) = requests_and_reads(&answers_dropped, 2000, 3690);
+    assert!(sent_during.len() > 300 && sent_during.iter().all(|(p, end)| end == "op.timeout" && !read.contains(p)));
+    let ((_, _, _), _, (shortest, longest)) = endings(&during(&answers_dropped.samples, 2000, 3690));
+    assert!((300.0..=301.0).contains(&shortest) && longest <= 301.0, "timeouts took {shortest}..{longest} ms");
+    for report in [&requests_dropped, &answers_dropped] {
+        assert_eq!(served_share(&during(&report.samples, 4100, 8000)), 1.0);
+        let faults: Vec<&str> =
+            report.timeline.iter().filter(|l| l.kind == "fault.start").map(|l| &*l.detail).collect();
+        assert!(faults.len() == 1 && faults[0].contains("->"), "{faults:?}");
+    }
+}

@@ -310,8 +310,45 @@ fn the_network_fault_kinds_take_their_own_keys_only() {
     assert!(help.contains("restart_after"), "{help}");
     let (_, message, _) =
         error_of(&echo("\n[[fault]]\nkind = \"blackhole\"\nhosts = [\"server\"]\nat = \"1s\"\noneway = true\n"));
-    assert!(message.contains("\"oneway\" does not apply to a fault of kind \"blackhole\""), "{message}");
+    assert!(message.contains("a one-way blackhole needs `between`"), "{message}");
+    let (_, message, help) =
+        error_of(&echo("\n[[fault]]\nkind = \"refuse\"\nhosts = [\"server\"]\nat = \"1s\"\noneway = true\n"));
+    assert!(message.contains("\"oneway\" does not apply to a fault of kind \"refuse\""), "{message}");
+    assert!(help.contains("kind = \"blackhole\""), "{help}");
+    parse(&echo(
+        "\n[[fault]]\nkind = \"blackhole\"\nbetween = [[\"server\"], [\"client-*\"]]\noneway = true\nat = \"1s\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("a one-way blackhole: {e}"));
     let (_, message, _) =
         error_of(&echo("\n[[fault]]\nkind = \"power-off\"\nbetween = [[\"server\"], [\"client-0\"]]\nat = \"1s\"\n"));
     assert!(message.contains("a power-off fault acts on hosts, not links"), "{message}");
+}
+
+#[test]
+fn the_blackhole_and_power_off_generators_are_checked_like_their_siblings() {
+    parse(&echo(
+        "\n[chaos]\nblackhole = { every = \"1s\", for = \"100ms..1s\" }\n\
+         power-off = { hosts = [\"server\"], mtbf = \"2s\", mttr = \"300ms\" }\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let source = echo("\n[chaos.blackhole]\nhosts = [\"server\"]\nevery = \"1s\"\nfor = \"1s\"\n");
+    assert_error(
+        &source,
+        (12, 9),
+        "[chaos.blackhole] acts on server only, and needs at least two hosts to split them",
+        "",
+    );
+    let source = echo("\n[chaos.blackhole]\nevery = \"1s\"\nfor = \"1s\"\nrate = 0.5\n");
+    assert_error(&source, (14, 8), "key \"rate\" does not apply to [chaos.blackhole]", "");
+    let source = echo("\n[chaos.blackhole]\nevery = \"0s\"\nfor = \"1s\"\n");
+    assert_error(&source, (12, 9), "every must be longer than zero", "");
+    let source = echo("\n[chaos.power-off]\nhosts = [\"server\"]\nmtbf = \"1s\"\nmttf = \"1s\"\n");
+    let (at, message, help) = error_of(&source);
+    assert_eq!(at.map(|(line, _)| line), Some(14), "{message}");
+    assert!(message.contains("mttf") && help.contains("mttr"), "{message} / {help}");
+    let source = echo("\n[chaos.power-off]\nhosts = [\"client-0\"]\nmtbf = \"1s\"\nmttr = \"1s\"\n");
+    let (at, message, _) = error_of(&source);
+    assert_eq!(at.map(|(line, _)| line), Some(12), "{message}");
+    let source = echo("\n[chaos.blackhol]\nevery = \"1s\"\nfor = \"1s\"\n");
+    assert_error(&source, (11, 8), "unknown table [chaos.blackhol]", "did you mean \"blackhole\"?");
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct Echo {
     pub corrupt_rate: f64,
     pub service_time: DurRange,
+    pub note_requests: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -16,6 +17,7 @@ pub struct Echo {
 struct EchoKnobs {
     corrupt_rate: Option<Probability>,
     service_time: Option<DurRange>,
+    note_requests: Option<bool>,
 }
 
 pub fn configure(knobs: &Knobs<'_>) -> Result<Echo, InputError> {
@@ -23,5 +25,6 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Echo, InputError> {
     Ok(Echo {
         corrupt_rate: raw.corrupt_rate.map_or(0.0, |p| p.0),
         service_time: raw.service_time.unwrap_or(DurRange::fixed(Dur::ZERO)),
+        note_requests: raw.note_requests.unwrap_or(false),
     })
 }

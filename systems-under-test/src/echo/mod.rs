@@ -41,10 +41,21 @@ static DOC: SystemDoc = SystemDoc {
             default: "0ms",
             about: "time the server spends on each request, uniform over the range",
         },
+        KnobDoc {
+            name: "note_requests",
+            unit: "bool",
+            default: "false",
+            about: "report each request the server reads (echo.received), to show in a trace what reached it (off by default: an event per request)",
+        },
     ],
     events: &[
         EventDoc { name: "server.start", about: "the server is listening (each start and restart)", detects: false },
         EventDoc { name: "echo.corrupted", about: "the server sent a corrupted answer", detects: false },
+        EventDoc {
+            name: "echo.received",
+            about: "the server read a request (only with note_requests = true)",
+            detects: false,
+        },
     ],
 };
 

@@ -19,5 +19,7 @@ faultline_harness::system_events! {
         ServerStart = "server.start" { incarnation: u32 },
         /// The server answered `payload` with `sent`.
         Corrupted = "echo.corrupted" { payload: u64, sent: u64 },
+        /// The server read a request for `payload` (with `note_requests`).
+        Received = "echo.received" { payload: u64 },
     }
 }

@@ -20,6 +20,9 @@ pub async fn serve(echo: Arc<Echo>, context: HostContext<EchoEvent>) -> HostResu
     serve::serve(PORT, move |payload: u64| {
         let (echo, rng, events) = (Arc::clone(&echo), Rc::clone(&rng), events.clone());
         async move {
+            if echo.note_requests {
+                events.emit(EchoEvent::Received { payload });
+            }
             let (pause, corrupt) = {
                 let mut rng = rng.borrow_mut();
                 let pause = draw::duration(&mut rng, echo.service_time);
