@@ -191,7 +191,12 @@ mod tests {
             harness(350, Happening::HostCrash { host: "app-2".into() }),
         ];
         let lanes = lanes_of(&AppTier::from_knobs("instances = 2"), &trace);
-        let want = [(0, "2/2", Tone::Good), (100, "1/2", Tone::Warn), (200, "lb down", Tone::Neutral), (300, "2/2", Tone::Good)];
+        let want = [
+            (0, "2/2", Tone::Good),
+            (100, "1/2", Tone::Warn),
+            (200, "lb down", Tone::Neutral),
+            (300, "2/2", Tone::Good),
+        ];
         assert_eq!(states(&lanes[0]), owned(&want));
     }
 

@@ -122,7 +122,11 @@ mod tests {
             active(80, 2),
             broker(90, QueueEvent::Dead { job: 2, reason: DeadReason::Attempts, error: "boom".into(), attempts: 2 }),
             // Another host's event is not the broker's word.
-            TraceEvent { at: 95 * MS, source: "worker-1".into(), event: Happening::System(QueueEvent::Ready { job: 7 }) },
+            TraceEvent {
+                at: 95 * MS,
+                source: "worker-1".into(),
+                event: Happening::System(QueueEvent::Ready { job: 7 }),
+            },
         ];
         let lanes = levels(&trace);
         assert_eq!(ms(&lanes[0].1), [(0, 0.0), (10, 1.0), (20, 2.0), (40, 1.0), (90, 0.0)]);
@@ -143,9 +147,7 @@ mod tests {
             // The log lost job 3 (not synced) and gave job 1 back waiting.
             broker(
                 81,
-                QueueEvent::Recovered {
-                    jobs: vec![recovered(1, JobState::Waiting), recovered(2, JobState::Dead)],
-                },
+                QueueEvent::Recovered { jobs: vec![recovered(1, JobState::Waiting), recovered(2, JobState::Dead)] },
             ),
         ];
         let lanes = levels(&trace);
