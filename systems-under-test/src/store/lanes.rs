@@ -124,12 +124,14 @@ pub fn lanes(config: &Store, context: &CheckContext<'_, Store>) -> Vec<Lane> {
             lag: vec![(0, 0.0)],
         })
         .collect();
+    let group_of: BTreeMap<String, usize> =
+        groups.iter().enumerate().flat_map(|(g, group)| group.nodes.keys().map(move |n| (n.clone(), g))).collect();
     for entry in context.trace {
         let host = entry.reset_host().unwrap_or(entry.source.as_str());
-        let Some(group) = config.group_of(host).and_then(|g| groups.get_mut(g as usize - 1)) else {
+        let Some(group) = group_of.get(host).map(|g| &mut groups[*g]) else {
             continue;
         };
-        let node = group.nodes.get_mut(host).expect("group_of named one of the group's nodes");
+        let node = group.nodes.get_mut(host).expect("a node of its group");
         if apply(node, &entry.event) {
             group.record(entry.at);
         }
