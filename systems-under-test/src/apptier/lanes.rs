@@ -1,5 +1,5 @@
 //! The app tier's lanes for the report's timeline: pure functions of its
-//! typed events, like the checkers (no tokio, no turmoil).
+//! typed events, like the checkers (no runtime, no simulator).
 
 use faultline_harness::history::Happening;
 use faultline_harness::{CheckContext, Lane, Nanos, StateChange, Tone};

@@ -1,5 +1,5 @@
 //! The replicated store's lanes for the report's timeline: pure functions
-//! of its typed events, like the checkers (no tokio, no turmoil).
+//! of its typed events, like the checkers (no runtime, no simulator).
 
 use std::collections::BTreeMap;
 
