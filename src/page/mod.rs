@@ -10,6 +10,8 @@
 //! [`ScenarioResult`]s, so the same data gives the same page, byte for byte.
 //! docs/report.md says how to read it.
 
+#[cfg(test)]
+mod lanes_tests;
 mod run;
 mod sweep;
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! Every system is a folder of one shape: `mod.rs` (the doc and the `System`
 //! impl), `knobs.rs`, `protocol.rs` (operations, messages, typed events), a
 //! file per host role, and `checks.rs` (pure: no tokio, no turmoil; a test
-//! holds them to it). Service code that systems share lives once in `kit/`.
+//! holds them to it), with the report's lanes in it or in a `lanes.rs` beside
+//! it (as pure). Service code that systems share lives once in `kit/`.
 //!
 //! Systems never touch `Sim`, fault functions, wall clocks or unseeded
 //! randomness: time comes from `tokio::time`, randomness from the RNG the
@@ -41,7 +42,7 @@ pub fn registry() -> Registry {
 
 #[cfg(test)]
 mod shape {
-    /// Every system's checkers are pure: `checks.rs` names neither tokio nor turmoil.
+    /// Every system's checkers are pure: `checks.rs` (and `lanes.rs`) names neither tokio nor turmoil.
     #[test]
     fn checkers_import_neither_tokio_nor_turmoil() {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -56,6 +57,13 @@ mod shape {
                 .unwrap_or_else(|_| panic!("{} has no checks.rs: every system folder has one", folder.display()));
             for forbidden in ["tokio", "turmoil"] {
                 assert!(!text.contains(forbidden), "{} names {forbidden}: checkers must be pure", checks.display());
+            }
+            // The report's lanes, where a system keeps them beside its checks, are pure too.
+            let lanes = folder.join("lanes.rs");
+            if let Ok(text) = std::fs::read_to_string(&lanes) {
+                for forbidden in ["tokio", "turmoil"] {
+                    assert!(!text.contains(forbidden), "{} names {forbidden}: lanes must be pure", lanes.display());
+                }
             }
             for part in ["mod.rs", "knobs.rs", "protocol.rs"] {
                 assert!(folder.join(part).exists(), "{} has no {part}", folder.display());

@@ -21,6 +21,7 @@ mod checks;
 mod db;
 mod ground;
 mod knobs;
+mod lanes;
 mod lb;
 mod limiter;
 mod protocol;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use faultline_harness::system::{EventDoc, HostResult, KnobDoc, LocalFuture};
 use faultline_harness::{
-    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Outcome, System, SystemDoc,
+    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Lane, Outcome, System, SystemDoc,
 };
 use rand_chacha::ChaCha8Rng;
 
@@ -301,6 +302,10 @@ impl System for AppTier {
         figures.extend(checks::limit_figures(self, context));
         figures.extend(checks::scaling_figures(self, context));
         figures
+    }
+
+    fn lanes(&self, context: &CheckContext<'_, Self>) -> Vec<Lane> {
+        lanes::lanes(self, context)
     }
 }
 

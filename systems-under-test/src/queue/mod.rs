@@ -26,6 +26,7 @@ mod api;
 mod broker;
 mod checks;
 mod knobs;
+mod lanes;
 mod ledger;
 mod protocol;
 mod sink;
@@ -36,7 +37,7 @@ use std::sync::Arc;
 
 use faultline_harness::system::{EventDoc, HostResult, KnobDoc, LocalFuture};
 use faultline_harness::{
-    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Outcome, System, SystemDoc,
+    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Lane, Outcome, System, SystemDoc,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -495,5 +496,9 @@ impl System for Queue {
 
     fn figures(&self, context: &CheckContext<'_, Self>) -> Vec<(&'static str, f64)> {
         figures(self, context)
+    }
+
+    fn lanes(&self, context: &CheckContext<'_, Self>) -> Vec<Lane> {
+        lanes::lanes(context)
     }
 }

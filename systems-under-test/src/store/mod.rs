@@ -18,6 +18,7 @@
 
 mod checks;
 mod knobs;
+mod lanes;
 mod model;
 mod node;
 mod protocol;
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use faultline_harness::system::{HostResult, LocalFuture};
 use faultline_harness::{
-    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Outcome, System, SystemDoc,
+    CheckContext, ClientContext, HostContext, InputError, Invariant, Knobs, Lane, Outcome, System, SystemDoc,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -263,6 +264,10 @@ impl System for Store {
         }
         figures.extend(event_figures(context));
         figures
+    }
+
+    fn lanes(&self, context: &CheckContext<'_, Self>) -> Vec<Lane> {
+        lanes::lanes(self, context)
     }
 }
 
