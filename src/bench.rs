@@ -9,6 +9,7 @@
 
 mod bare;
 mod baselines;
+mod document;
 mod fits;
 mod floor;
 
@@ -75,50 +76,133 @@ fn speed(loaded: &Arc<Loaded>, seeds: u64, jobs: usize) -> Result<f64, InputErro
     Ok(simulated / wall.as_secs_f64())
 }
 
-/// Peak resident memory of this process, where the OS says (Linux).
-fn peak_memory() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l["VmHWM:".len()..].trim().to_string())
-        })
-        .unwrap_or_else(|| "not reported on this system".into())
+/// Peak resident memory of this process in KiB, where the OS says (Linux).
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line["VmHWM:".len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-pub fn run(registry: &Registry, seeds: u64, jobs: usize) -> Result<(), InputError> {
+/// One side-by-side case: simulated seconds per wall second.
+pub struct CaseRow {
+    pub name: &'static str,
+    pub hosts: usize,
+    pub one_thread: f64,
+    pub parallel: f64,
+}
+
+/// The echo case against the same exchange in bare turmoil: simulated
+/// seconds per wall second of each.
+pub struct Floor {
+    pub harness: f64,
+    pub bare: f64,
+}
+
+/// Everything `faultline bench` measured.
+pub struct Measured {
+    pub seeds: u64,
+    pub jobs: usize,
+    pub cases: Vec<CaseRow>,
+    pub floor: Floor,
+    pub baselines: Vec<baselines::Row>,
+    /// The cost-against-size series and the seeds each point took.
+    pub fits: Vec<fits::Series>,
+    pub fit_seeds: u64,
+    pub peak_memory_kib: Option<u64>,
+}
+
+impl Measured {
+    /// The ratios the text prints under the cases (1 thread): what, how
+    /// many times, and "faster" or "slower".
+    pub fn ratios(&self) -> Vec<(&'static str, f64, &'static str)> {
+        let single: Vec<f64> = self.cases.iter().map(|c| c.one_thread).collect();
+        vec![
+            ("5ms tick against 1ms tick (echo)", single[1] / single[0], "faster"),
+            ("probe every 1ms against every 100ms (echo)", single[0] / single[2], "slower"),
+            ("no probe against a 100ms probe (echo)", single[3] / single[0], "faster"),
+            ("cache (9 hosts) against echo (4 hosts)", single[0] / single[4], "slower"),
+        ]
+    }
+}
+
+/// Runs every measurement: the cases on 1 and `jobs` threads, the floor,
+/// the baselines and the cost fits.
+pub fn measure(registry: &Registry, seeds: u64, jobs: usize) -> Result<Measured, InputError> {
     let mut loaded = Vec::new();
     for case in cases() {
         loaded.push((case.name, Arc::new(registry::parse(&format!("bench: {}", case.name), &case.source, registry)?)));
     }
+    let mut rows = Vec::new();
+    for (name, scenario) in &loaded {
+        let one_thread = speed(scenario, seeds, 1)?;
+        let parallel = speed(scenario, seeds, jobs)?;
+        rows.push(CaseRow { name, hosts: scenario.scenario.hosts.len(), one_thread, parallel });
+    }
+    let floor = floor(&loaded[0].1, seeds);
+    let baselines = baselines::measure(registry, seeds)?;
+    let fits = fits::measure(registry, seeds.min(3))?;
+    Ok(Measured {
+        seeds,
+        jobs,
+        cases: rows,
+        floor,
+        baselines,
+        fits,
+        fit_seeds: seeds.min(3),
+        peak_memory_kib: peak_memory_kib(),
+    })
+}
+
+/// Measures and prints, as text (Markdown tables) or one JSON document.
+pub fn run(registry: &Registry, seeds: u64, jobs: usize, json: bool) -> Result<(), InputError> {
+    let measured = measure(registry, seeds, jobs)?;
+    if json {
+        crate::json::print(&document::document(&measured));
+    } else {
+        print(&measured);
+    }
+    Ok(())
+}
+
+fn print(m: &Measured) {
+    let (seeds, jobs) = (m.seeds, m.jobs);
     println!(
         "Simulated seconds per wall second, {seeds} seeds each (22s of simulated time per seed), release build.\n"
     );
     println!("| case | hosts | 1 thread | {jobs} threads | speedup |");
     println!("|---|---|---|---|---|");
-    let mut single = Vec::new();
-    for (name, scenario) in &loaded {
-        let one = speed(scenario, seeds, 1)?;
-        let many = speed(scenario, seeds, jobs)?;
-        single.push(one);
-        println!("| {name} | {} | {one:.0} | {many:.0} | {:.2}x |", scenario.scenario.hosts.len(), many / one);
+    for c in &m.cases {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2}x |",
+            c.name,
+            c.hosts,
+            c.one_thread,
+            c.parallel,
+            c.parallel / c.one_thread
+        );
     }
     println!("\nRatios from the same run (1 thread):\n");
     println!("| comparison | ratio |");
     println!("|---|---|");
-    println!("| 5ms tick against 1ms tick (echo) | {:.2}x faster |", single[1] / single[0]);
-    println!("| probe every 1ms against every 100ms (echo) | {:.2}x slower |", single[0] / single[2]);
-    println!("| no probe against a 100ms probe (echo) | {:.2}x faster |", single[3] / single[0]);
-    println!("| cache (9 hosts) against echo (4 hosts) | {:.2}x slower |", single[0] / single[4]);
-    print_floor(&loaded[0].1, seeds);
-    baselines::print(&baselines::measure(registry, seeds)?, seeds);
-    fits::print(&fits::measure(registry, seeds.min(3))?, seeds.min(3));
-    println!("\nPeak resident memory of the whole benchmark process: {}.", peak_memory());
-    Ok(())
+    for (what, ratio, way) in m.ratios() {
+        println!("| {what} | {ratio:.2}x {way} |");
+    }
+    let (harness, floor) = (m.floor.harness, m.floor.bare);
+    println!("\nfaultline against bare turmoil (the echo case's exchange, 1 thread, alternating seeds):\n");
+    println!("| program | simulated s per wall s |");
+    println!("|---|---|");
+    println!("| faultline: echo, 4 hosts, 1ms tick, probe every 100ms | {harness:.0} |");
+    println!("| bare turmoil: the same hosts, exchange and service code, nothing recorded | {floor:.0} |");
+    println!("| harness overhead (bare / faultline) | {:.3}x |", floor / harness);
+    baselines::print(&m.baselines, seeds);
+    fits::print(&m.fits, m.fit_seeds);
+    let memory = m.peak_memory_kib.map_or_else(|| "not reported on this system".to_string(), |kib| format!("{kib} kB"));
+    println!("\nPeak resident memory of the whole benchmark process: {memory}.");
 }
 
 /// The echo case against the same exchange in bare turmoil (src/bench/bare.rs),
 /// one thread, alternating seed by seed so that both see the same machine.
-fn print_floor(echo: &Arc<Loaded>, seeds: u64) {
+fn floor(echo: &Arc<Loaded>, seeds: u64) -> Floor {
     let shape = bare::Shape {
         seconds: 22,
         tick: Duration::from_millis(1),
@@ -142,11 +226,5 @@ fn print_floor(echo: &Arc<Loaded>, seeds: u64) {
         floor += started.elapsed();
     }
     let simulated = (shape.seconds * seeds) as f64;
-    let (harness, floor) = (simulated / harness.as_secs_f64(), simulated / floor.as_secs_f64());
-    println!("\nfaultline against bare turmoil (the echo case's exchange, 1 thread, alternating seeds):\n");
-    println!("| program | simulated s per wall s |");
-    println!("|---|---|");
-    println!("| faultline: echo, 4 hosts, 1ms tick, probe every 100ms | {harness:.0} |");
-    println!("| bare turmoil: the same hosts, exchange and service code, nothing recorded | {floor:.0} |");
-    println!("| harness overhead (bare / faultline) | {:.3}x |", floor / harness);
+    Floor { harness: simulated / harness.as_secs_f64(), bare: simulated / floor.as_secs_f64() }
 }

@@ -245,6 +245,9 @@ enum Command {
         /// Wall-clock limit of the run in seconds (default 300).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Print the scenario file format as a JSON Schema, with every system's
     /// knobs (for taplo / Even Better TOML; docs/scenarios.md says how).
@@ -287,6 +290,9 @@ enum Command {
         /// Wall-clock limit of each run in seconds.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Check a stored history (JSON lines of invoke/ok/fail/info records, as
     /// Jepsen logs them) for linearizability; docs/linearizability.md has the format.
@@ -306,6 +312,9 @@ enum Command {
         /// Wall-clock budget of the whole check, in seconds.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         wall_limit: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Measure simulation speed side by side (per system, threads, tick,
     /// probe) and print the table docs/performance.md keeps.
@@ -316,9 +325,16 @@ enum Command {
         /// Threads for the parallel column (default: one per core).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
         jobs: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// List systems, their knobs, invariants and events, fault kinds and SLO metrics.
-    List,
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Hold the metrics against closed-form theory (availability, M/M/1,
     /// M/M/1/K, retries, replicas, resharding, a balancer, M/M/c, M/M/c/K)
     /// and print the table
@@ -335,6 +351,9 @@ enum Command {
         /// mm1, mm1k, retries, replicas, resharding, balancer, mmc, mmck.
         #[arg(long, value_name = "MODEL", value_delimiter = ',', value_parser = parse_model)]
         model: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -482,8 +501,8 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             let limits = Limits { wall_limit, isolation: isolation.isolation() };
             replay(&scenario, seed, Outputs { trace, trace_out, trace_format, save }, format, limits, registry)
         }
-        Command::Report { results, run, seed, out, wall_limit } => {
-            report_command(&results, run.as_deref(), seed, &out, wall_limit, registry)
+        Command::Report { results, run, seed, out, wall_limit, format } => {
+            report_command(&results, run.as_deref(), seed, &out, (wall_limit, format), registry)
         }
         Command::Analyze { recording, trace, format } => analyze(&recording, trace, format, registry),
         Command::Sweep {
@@ -523,26 +542,36 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             print!("{}", faultline_harness::schema::scenario_schema_text(registry));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit } => {
-            let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit };
+        Command::Shrink { scenario, seed, invariant, max_runs, timeout, out, force, wall_limit, format } => {
+            let request = ShrinkRequest { seed, invariant, max_runs, timeout, out, force, wall_limit, format };
             shrink(&scenario, request, registry)
         }
-        Command::Lincheck { history, model, threads, steps, wall_limit } => {
-            lincheck(&history, model, threads, steps, wall_limit)
+        Command::Lincheck { history, model, threads, steps, wall_limit, format } => {
+            lincheck(&history, model, threads, steps, wall_limit, format)
         }
-        Command::Bench { seeds, jobs } => {
-            crate::bench::run(&faultline_systems::registry(), seeds, jobs_or_cores(jobs))?;
+        Command::Bench { seeds, jobs, format } => {
+            crate::bench::run(&faultline_systems::registry(), seeds, jobs_or_cores(jobs), format == Format::Json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List => {
-            report::print_list(registry);
+        Command::List { format } => {
+            match format {
+                Format::Text => report::print_list(registry),
+                Format::Json => crate::json::print(&crate::json::list::document(registry)),
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Calibrate { long, jobs, model } => calibrate(long, jobs_or_cores(jobs), &model),
+        Command::Calibrate { long, jobs, model, format } => calibrate(long, jobs_or_cores(jobs), &model, format),
     }
 }
 
-fn lincheck(history: &Path, model: LinModel, threads: u64, steps: u64, wall_limit: u64) -> Result<ExitCode, Failure> {
+fn lincheck(
+    history: &Path,
+    model: LinModel,
+    threads: u64,
+    steps: u64,
+    wall_limit: u64,
+    format: Format,
+) -> Result<ExitCode, Failure> {
     use faultline_harness::linearizability::{check::CheckOptions, file};
     let options = CheckOptions {
         threads: threads as usize,
@@ -551,7 +580,10 @@ fn lincheck(history: &Path, model: LinModel, threads: u64, steps: u64, wall_limi
         ..CheckOptions::default()
     };
     let report = file::check_file(history, model.name(), &options)?;
-    print!("{}", report.render());
+    match format {
+        Format::Text => print!("{}", report.render()),
+        Format::Json => crate::json::print(&crate::json::lincheck::document(&report)),
+    }
     Ok(match report.verdict {
         file::ReportVerdict::Linearizable => ExitCode::SUCCESS,
         file::ReportVerdict::NotLinearizable { .. } => ExitCode::from(1),
@@ -590,7 +622,7 @@ fn check_files(paths: &[PathBuf], format: Format, registry: &Registry) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn calibrate(long: bool, jobs: usize, models: &[String]) -> Result<ExitCode, Failure> {
+fn calibrate(long: bool, jobs: usize, models: &[String], format: Format) -> Result<ExitCode, Failure> {
     use faultline_systems::theory;
     let scale = if long { theory::LONG } else { theory::SHORT };
     eprintln!("running the theory checks at scale {:?} ({} seeds each) on {jobs} threads", scale.name, scale.seeds);
@@ -600,7 +632,10 @@ fn calibrate(long: bool, jobs: usize, models: &[String]) -> Result<ExitCode, Fai
         let models: Vec<&str> = models.iter().map(String::as_str).collect();
         theory::run_models(&models, scale, jobs)?
     };
-    print!("{}", theory::markdown(&checks, scale));
+    match format {
+        Format::Text => print!("{}", theory::markdown(&checks, scale)),
+        Format::Json => crate::json::print(&crate::json::calibrate::document(&checks, scale, jobs)),
+    }
     Ok(if checks.iter().all(|c| c.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -747,17 +782,17 @@ fn report_command(
     run: Option<&Path>,
     seed: Option<u64>,
     out: &Path,
-    wall_limit: Option<u64>,
+    (wall_limit, format): (Option<u64>, Format),
     registry: &Registry,
 ) -> Result<ExitCode, Failure> {
     match run {
-        Some(run) => run_report(run, seed, out, wall_limit.unwrap_or(300), registry),
+        Some(run) => run_report(run, seed, out, wall_limit.unwrap_or(300), format, registry),
         None if results.is_empty() => Err(flag_error("report", "nothing to report on").with_help_all(
             "give a sweep's results files (`faultline report results.jsonl`, written by `sweep --out`) \
              or a run (`faultline report --run FILE --seed N`)"
                 .into(),
         )),
-        None => crate::scale::report_results(results, out, registry),
+        None => crate::scale::report_results(results, out, format, registry),
     }
 }
 
@@ -766,6 +801,7 @@ fn run_report(
     seed: Option<u64>,
     out: &Path,
     wall_limit: u64,
+    format: Format,
     registry: &Registry,
 ) -> Result<ExitCode, Failure> {
     let loaded = load_one(path, registry)?;
@@ -775,6 +811,10 @@ fn run_report(
         RunOptions { keep_records: true, wall_limit: Some(Duration::from_secs(wall_limit)), ..RunOptions::default() };
     let report = run_seed_saved(&loaded, seed, options).report;
     write_file("--out", out, &crate::page::run_page(&report, &loaded.scenario))?;
+    if format == Format::Json {
+        crate::json::print(&crate::json::report::document(&report, out));
+        return Ok(seed_code(&report.outcome));
+    }
     let verdict = match &report.outcome {
         SeedOutcome::Failed { reasons } => format!("failed: {}", reasons.join("; ")),
         SeedOutcome::Passed => "passed".into(),
@@ -929,6 +969,7 @@ struct ShrinkRequest {
     out: Option<PathBuf>,
     force: bool,
     wall_limit: u64,
+    format: Format,
 }
 
 fn shrink(path: &Path, request: ShrinkRequest, registry: &Registry) -> Result<ExitCode, Failure> {
@@ -975,6 +1016,11 @@ fn shrink(path: &Path, request: ShrinkRequest, registry: &Registry) -> Result<Ex
         seed,
         RunOptions { wall_limit: Some(Duration::from_secs(request.wall_limit)), ..RunOptions::default() },
     );
+    if request.format == Format::Json {
+        let document = crate::json::shrink::document(&result, scenario, seed, &out, &check);
+        crate::json::print(&document);
+        return Ok(if document.verdict == "reproduced" { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     Ok(report::print_shrunk(&result, scenario, seed, &out, &check))
 }
 

@@ -17,6 +17,7 @@ mod bench;
 mod chrome;
 mod cli;
 mod estimate;
+mod json;
 mod junit;
 mod page;
 mod report;

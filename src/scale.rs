@@ -419,13 +419,24 @@ pub(crate) fn merge(
 
 /// `faultline report RESULTS...`: the sweep's page from its results files,
 /// with no run repeated. Exits as `merge` of the same files would.
-pub(crate) fn report_results(files: &[PathBuf], out: &Path, registry: &Registry) -> Result<ExitCode, Failure> {
+pub(crate) fn report_results(
+    files: &[PathBuf],
+    out: &Path,
+    format: Format,
+    registry: &Registry,
+) -> Result<ExitCode, Failure> {
     check_output("--out", out)?;
     let Merged { results, .. } = load_results("report", files, registry)?;
     crate::cli::write_file("--out", out, &crate::page::sweep_page(&results))?;
-    println!("{}", report::sweep_tally(&results));
-    println!("report: written to {} (one self-contained page: open it in a browser)", out.display());
-    Ok(verdict_code(sweep_verdict(&results)))
+    let verdict = sweep_verdict(&results);
+    match format {
+        Format::Text => {
+            println!("{}", report::sweep_tally(&results));
+            println!("report: written to {} (one self-contained page: open it in a browser)", out.display());
+        }
+        Format::Json => crate::json::print(&crate::json::report::sweep_document(&results, verdict, out)),
+    }
+    Ok(verdict_code(verdict))
 }
 
 /// ", shards 0-3 of 4" when the lines came from shards.

@@ -10,6 +10,7 @@ mod disk; // the simulated disk: synced writes survive a crash, unsynced ones do
 mod faults; // each fault kind has its effect on echo while it lasts
 mod golden; // pinned digests of fixed (scenario, seed) runs: what a seed means changes only on purpose
 mod hostile; // systems that block, spin, crawl, hog memory, start threads, leak the wall clock
+mod json; // `--format json` of shrink, lincheck, list and report: one typed document on stdout
 mod long; // an hour of simulated time with partitions on echo and the cache (FAULTLINE_LONG=1)
 mod mutate; // hostile input: shipped scenario files mutated 10,000 ways
 mod parse; // bad scenario files and the exact positions reported
