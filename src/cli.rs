@@ -553,15 +553,18 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             crate::bench::run(&faultline_systems::registry(), seeds, jobs_or_cores(jobs), format == Format::Json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List { format } => {
-            match format {
-                Format::Text => report::print_list(registry),
-                Format::Json => crate::json::print(&crate::json::list::document(registry)),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::List { format } => list(format, registry),
         Command::Calibrate { long, jobs, model, format } => calibrate(long, jobs_or_cores(jobs), &model, format),
     }
+}
+
+/// `faultline list`: systems, knobs, invariants, faults, SLO metrics.
+fn list(format: Format, registry: &Registry) -> Result<ExitCode, Failure> {
+    match format {
+        Format::Text => report::print_list(registry),
+        Format::Json => crate::json::print(&crate::json::list::document(registry)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn lincheck(
