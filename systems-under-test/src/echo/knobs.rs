@@ -4,11 +4,15 @@ use faultline_harness::units::{Dur, DurRange, Probability};
 use faultline_harness::{InputError, Knobs};
 use serde::{Deserialize, Serialize};
 
+use crate::kit::pool::Connections;
+
 /// The configured echo system (its knobs are its whole state).
 #[derive(Debug, Serialize)]
 pub struct Echo {
     pub corrupt_rate: f64,
     pub service_time: DurRange,
+    /// How clients hold their connections to the server.
+    pub connections: Connections,
 }
 
 #[derive(Deserialize, Default)]
@@ -16,6 +20,7 @@ pub struct Echo {
 struct EchoKnobs {
     corrupt_rate: Option<Probability>,
     service_time: Option<DurRange>,
+    connections: Option<Connections>,
 }
 
 pub fn configure(knobs: &Knobs<'_>) -> Result<Echo, InputError> {
@@ -23,5 +28,6 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Echo, InputError> {
     Ok(Echo {
         corrupt_rate: raw.corrupt_rate.map_or(0.0, |p| p.0),
         service_time: raw.service_time.unwrap_or(DurRange::fixed(Dur::ZERO)),
+        connections: raw.connections.unwrap_or_default(),
     })
 }

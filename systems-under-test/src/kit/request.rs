@@ -1,7 +1,9 @@
 //! Requests from one host to another: one request per fresh connection
 //! ([`ask`]), and the same within a deadline ([`ask_within`]) with an error
-//! that says which of the two went wrong.
+//! that says which of the two went wrong. Persistent connections are in
+//! [`super::pool`].
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
@@ -10,9 +12,46 @@ use serde::Serialize;
 
 use super::wire::{describe, read_frame, write_frame};
 
+thread_local! {
+    /// Connects attempted through [`connect`] on this thread, and those that
+    /// failed or were cancelled, for measurements only (docs/performance.md):
+    /// nothing in a simulation reads them, so they cannot change a run.
+    static CONNECTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Connects attempted on this thread so far, and how many of them failed or
+/// were cancelled: in turmoil 0.7.2 each of those keeps its client port
+/// for the rest of the run (a measurement; see [`CONNECTS`]).
+pub fn connects_attempted() -> (u64, u64) {
+    CONNECTS.with(Cell::get)
+}
+
+/// Counts a connect as failed unless it completed.
+struct Counted {
+    connected: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if !self.connected {
+            CONNECTS.with(|c| c.set((c.get().0, c.get().1 + 1)));
+        }
+    }
+}
+
+/// Opens a connection to `host:port`, counted in [`connects_attempted`].
+/// Every connect in this crate's systems goes through it.
+pub async fn connect(host: &str, port: u16) -> std::io::Result<turmoil::net::TcpStream> {
+    CONNECTS.with(|c| c.set((c.get().0 + 1, c.get().1)));
+    let mut counted = Counted { connected: false };
+    let stream = turmoil::net::TcpStream::connect((host, port)).await?;
+    counted.connected = true;
+    Ok(stream)
+}
+
 /// One request over a fresh connection to `host:port`, and its answer.
 pub async fn ask<Q: Serialize, A: DeserializeOwned>(host: &str, port: u16, request: &Q) -> std::io::Result<A> {
-    let mut stream = turmoil::net::TcpStream::connect((host, port)).await?;
+    let mut stream = connect(host, port).await?;
     write_frame(&mut stream, request).await?;
     read_frame(&mut stream)
         .await?
