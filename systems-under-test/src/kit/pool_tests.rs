@@ -151,3 +151,23 @@ fn the_connect_leak_to_a_down_host_is_bounded() {
     assert!(pooled <= 15, "pooled with backoff leaked {pooled} sockets");
     assert!(recovered, "the pool reconnects once the backoff is over");
 }
+
+#[test]
+fn every_system_whose_hosts_call_others_takes_the_knob() {
+    let parse = |system: &str, knobs: &str| {
+        let source = format!(
+            "name = \"t\"\nsystem = \"{system}\"\nduration = \"5s\"\n[workload]\nclients = 1\nrate = \"10/s\"\n[knobs]\n{knobs}\n"
+        );
+        faultline_harness::registry::parse("t.toml", &source, &crate::registry()).map(|_| ())
+    };
+    for system in ["echo", "cache", "breaker", "store", "queue", "app-tier"] {
+        for value in ["per-request", "pooled", "pooled-unchecked"] {
+            let knob = format!("connections = \"{value}\"");
+            assert!(parse(system, &knob).is_ok(), "{system}: {knob}: {:?}", parse(system, &knob));
+        }
+        assert!(parse(system, "connections = \"shared\"").is_err(), "{system}");
+    }
+    let conflict = parse("breaker", "connections = \"pooled\"\ncall_timeout_covers = \"connect\"").unwrap_err();
+    let message = conflict.to_string();
+    assert!(message.contains("connections") && message.contains("call_timeout_covers"), "{message}");
+}

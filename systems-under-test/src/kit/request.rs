@@ -3,8 +3,8 @@
 //! that says which of the two went wrong. Persistent connections are in
 //! [`super::pool`].
 
-use std::cell::Cell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -12,18 +12,18 @@ use serde::Serialize;
 
 use super::wire::{describe, read_frame, write_frame};
 
-thread_local! {
-    /// Connects attempted through [`connect`] on this thread, and those that
-    /// failed or were cancelled, for measurements only (docs/performance.md):
-    /// nothing in a simulation reads them, so they cannot change a run.
-    static CONNECTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
+/// Connects attempted through [`connect`] in this process, and those that
+/// failed or were cancelled, for measurements only (docs/performance.md,
+/// examples/pooling.rs): nothing in a simulation reads them, so they cannot
+/// change a run. Process-wide: seeds run in parallel add up.
+static CONNECTS: AtomicU64 = AtomicU64::new(0);
+static CONNECTS_FAILED: AtomicU64 = AtomicU64::new(0);
 
-/// Connects attempted on this thread so far, and how many of them failed or
-/// were cancelled: in turmoil 0.7.2 each of those keeps its client port
-/// for the rest of the run (a measurement; see [`CONNECTS`]).
+/// Connects attempted in this process so far, and how many of them failed
+/// or were cancelled: in turmoil 0.7.2 each of those keeps its client port
+/// for the rest of its run (a measurement only).
 pub fn connects_attempted() -> (u64, u64) {
-    CONNECTS.with(Cell::get)
+    (CONNECTS.load(Ordering::Relaxed), CONNECTS_FAILED.load(Ordering::Relaxed))
 }
 
 /// Counts a connect as failed unless it completed.
@@ -34,7 +34,7 @@ struct Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         if !self.connected {
-            CONNECTS.with(|c| c.set((c.get().0, c.get().1 + 1)));
+            CONNECTS_FAILED.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -42,7 +42,7 @@ impl Drop for Counted {
 /// Opens a connection to `host:port`, counted in [`connects_attempted`].
 /// Every connect in this crate's systems goes through it.
 pub async fn connect(host: &str, port: u16) -> std::io::Result<turmoil::net::TcpStream> {
-    CONNECTS.with(|c| c.set((c.get().0 + 1, c.get().1)));
+    CONNECTS.fetch_add(1, Ordering::Relaxed);
     let mut counted = Counted { connected: false };
     let stream = turmoil::net::TcpStream::connect((host, port)).await?;
     counted.connected = true;
