@@ -193,7 +193,7 @@ const CASES: &[Case] = &[
         readme: "faultline sweep scenarios --seeds 20 --junit junit.xml",
         args: Some("sweep scenarios/echo --seeds 1 --junit junit.xml"),
         code: 0,
-        shows: "junit: 12 test cases written to junit.xml",
+        shows: "junit: 18 test cases written to junit.xml",
     },
 ];
 
