@@ -71,8 +71,8 @@ pub use plan::Plan;
 pub use registry::{Loaded, Registry, SystemEntry};
 pub use scenario::Scenario;
 pub use system::{
-    CheckContext, CheckResult, ClientContext, EventSink, HostContext, Invariant, Lane, LaneKind, StateChange, System,
-    SystemDoc, Tone,
+    CheckContext, CheckResult, ClientContext, ClientLocal, EventSink, HostContext, Invariant, Lane, LaneKind,
+    StateChange, System, SystemDoc, Tone,
 };
 
 /// The layers, lowest first: each module may use only modules listed before

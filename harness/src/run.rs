@@ -24,7 +24,7 @@ use crate::plan::{Edge, Plan};
 use crate::recording::{FailureClass, Recording, Versions, RECORDING_FORMAT};
 use crate::scenario::{client_host, Scenario, PROBE_HOST};
 use crate::seed::{self, Stream};
-use crate::system::{HostContext, Pool, PoolRequest, Recorder, System};
+use crate::system::{ClientLocal, HostContext, Pool, PoolRequest, Recorder, System};
 use crate::workload::{ClientLoop, Ops, ProbeLoop, Probes};
 
 /// Where every simulation's wall clock (`SystemTime`) starts: a fixed instant,
@@ -138,6 +138,7 @@ fn start_clients<S: System>(
             workload: scenario.workload.clone(),
             end,
             ops: Rc::clone(ops),
+            local: ClientLocal::default(),
         };
         sim.client(name.as_str(), client.run());
     }
@@ -152,6 +153,7 @@ fn start_clients<S: System>(
             end,
             deadline: scenario.workload.deadline.0,
             probes: Rc::clone(probes),
+            local: ClientLocal::default(),
         };
         sim.client(PROBE_HOST, probe.run());
     }

@@ -320,6 +320,31 @@ pub struct ClientContext<E> {
     pub seq: u64,
     /// Reports the system's events into the trace, with this client as their source.
     pub events: EventSink<E>,
+    /// State the client's host keeps between calls (a pooled connection to
+    /// the front host), shared by every call of this client.
+    pub local: ClientLocal,
+}
+
+/// One slot of state per workload client host (and one for the probe),
+/// living as long as that host's loop: what a call must keep between calls
+/// and cannot put in [`System::Client`], because it belongs to the client's
+/// simulated host (a TCP connection opened there). `call` gets it through
+/// [`ClientContext::local`]; the first call fills it, later calls reuse it.
+/// A system keeps one value in it (a struct of its own if it needs more).
+#[derive(Clone, Default)]
+pub struct ClientLocal(Rc<RefCell<Option<Rc<dyn std::any::Any>>>>);
+
+impl ClientLocal {
+    /// The value in the slot, made by `make` on the first call.
+    ///
+    /// # Panics
+    /// If the slot already holds a value of another type (a system keeps one
+    /// type there).
+    pub fn get_or_insert_with<T: 'static>(&self, make: impl FnOnce() -> T) -> Rc<T> {
+        let mut slot = self.0.borrow_mut();
+        let value = slot.get_or_insert_with(|| Rc::new(make()) as Rc<dyn std::any::Any>);
+        Rc::clone(value).downcast::<T>().unwrap_or_else(|_| panic!("a client's local slot holds one type"))
+    }
 }
 
 /// Where hosts and clients report events. One per run, shared by everything

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::history::{nanos, Nanos, Operation, Outcome, ProbeSample};
 use crate::scenario::{Arrival, Load, Workload};
 use crate::seed;
-use crate::system::{ClientContext, EventSink, System};
+use crate::system::{ClientContext, ClientLocal, EventSink, System};
 use crate::units::{Dur, DurRange};
 
 /// The operations every client has completed, shared with the runner.
@@ -51,6 +51,8 @@ pub struct ClientLoop<S: System> {
     pub end: Duration,
     /// Where each finished operation is recorded.
     pub ops: Ops<S>,
+    /// The client host's state between calls ([`ClientLocal`]).
+    pub local: ClientLocal,
 }
 
 impl<S: System> ClientLoop<S> {
@@ -63,7 +65,13 @@ impl<S: System> ClientLoop<S> {
     }
 
     fn context(&self, seq: u64) -> ClientContext<S::Event> {
-        ClientContext { index: self.index, name: self.name.clone(), seq, events: self.events.clone() }
+        ClientContext {
+            index: self.index,
+            name: self.name.clone(),
+            seq,
+            events: self.events.clone(),
+            local: self.local.clone(),
+        }
     }
 
     /// This client's share of the total rate at `at`, per second.
@@ -225,6 +233,8 @@ pub struct ProbeLoop<S: System> {
     pub deadline: Duration,
     /// Where each probe's sample is recorded.
     pub probes: Probes,
+    /// The probe host's state between calls ([`ClientLocal`]).
+    pub local: ClientLocal,
 }
 
 impl<S: System> ProbeLoop<S> {
@@ -237,7 +247,13 @@ impl<S: System> ProbeLoop<S> {
         let mut seq = 0u64;
         while next < self.end {
             tokio::time::sleep_until(start + next).await;
-            let context = ClientContext { index: u32::MAX, name: self.name.clone(), seq, events: self.events.clone() };
+            let context = ClientContext {
+                index: u32::MAX,
+                name: self.name.clone(),
+                seq,
+                events: self.events.clone(),
+                local: self.local.clone(),
+            };
             let call = self.system.call(context, self.op.clone());
             let deadline_at = start + next + self.deadline;
             let (probes, fresh_only) = (Rc::clone(&self.probes), self.fresh_only);

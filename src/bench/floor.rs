@@ -20,7 +20,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use faultline_harness::scenario::{Arrival, Load, Scenario, PROBE_HOST};
 use faultline_harness::seed::{self, Stream};
-use faultline_harness::system::{ClientContext, HostContext, Pool, Recorder};
+use faultline_harness::system::{ClientContext, ClientLocal, HostContext, Pool, Recorder};
 use faultline_harness::System;
 
 /// Does `scenario` have a floor (open loop, fixed Poisson rate, no faults)?
@@ -74,7 +74,13 @@ pub fn run<S: System>(system: &Arc<S>, scenario: &Scenario, seed: u64) -> u64 {
     for index in 0..clients {
         let name = format!("client-{index}");
         let mean = f64::from(clients) / rate;
-        let client = Client { system: Arc::clone(system), index, name: name.clone(), recorder: recorder.clone() };
+        let client = Client {
+            system: Arc::clone(system),
+            index,
+            name: name.clone(),
+            recorder: recorder.clone(),
+            local: ClientLocal::default(),
+        };
         let (answered, deadline) = (Rc::clone(&answered), scenario.workload.deadline.0);
         sim.client(name.as_str(), async move {
             client.open(seed, mean, end, deadline, answered).await;
@@ -82,8 +88,13 @@ pub fn run<S: System>(system: &Arc<S>, scenario: &Scenario, seed: u64) -> u64 {
         });
     }
     if let (Some(every), Some(op)) = (scenario.metrics.probe_interval, system.probe_op()) {
-        let client =
-            Client { system: Arc::clone(system), index: u32::MAX, name: PROBE_HOST.into(), recorder: recorder.clone() };
+        let client = Client {
+            system: Arc::clone(system),
+            index: u32::MAX,
+            name: PROBE_HOST.into(),
+            recorder: recorder.clone(),
+            local: ClientLocal::default(),
+        };
         let deadline = scenario.workload.deadline.0;
         sim.client(PROBE_HOST, async move {
             client.probe(op, every.0, end, deadline).await;
@@ -102,11 +113,19 @@ struct Client<S: System> {
     index: u32,
     name: String,
     recorder: Recorder<S::Event>,
+    /// The client host's state between calls, as the harness gives it.
+    local: ClientLocal,
 }
 
 impl<S: System> Client<S> {
     fn context(&self, seq: u64) -> ClientContext<S::Event> {
-        ClientContext { index: self.index, name: self.name.clone(), seq, events: self.recorder.sink(&self.name) }
+        ClientContext {
+            index: self.index,
+            name: self.name.clone(),
+            seq,
+            events: self.recorder.sink(&self.name),
+            local: self.local.clone(),
+        }
     }
 
     /// Poisson arrivals of mean gap `mean` seconds until `end`, each call

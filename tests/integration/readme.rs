@@ -97,7 +97,7 @@ const CASES: &[Case] = &[
         readme: "faultline sweep scenarios/echo --seeds 200 --jobs 2",
         args: Some("sweep scenarios/echo --seeds 3 --jobs 2"),
         code: 0,
-        shows: "6 of 6 scenarios passed",
+        shows: "9 of 9 scenarios passed",
     },
     // 2 seeds of the range instead of 100, over echo and the pinned
     // reproducers (which run their own seed alone, whatever the range).
@@ -141,7 +141,7 @@ const CASES: &[Case] = &[
         readme: "faultline sweep scenarios/echo --record-regressions",
         args: Some("sweep scenarios/echo --record-regressions"),
         code: 0,
-        shows: "6 of 6 scenarios passed",
+        shows: "9 of 9 scenarios passed",
     },
     // One seed per case instead of six.
     Case { readme: "faultline bench", args: Some("bench --seeds 1"), code: 0, shows: "| case |" },
@@ -181,13 +181,13 @@ const CASES: &[Case] = &[
         readme: "faultline merge s0.jsonl s1.jsonl s2.jsonl s3.jsonl",
         args: Some("merge s0.jsonl s1.jsonl s2.jsonl s3.jsonl"),
         code: 0,
-        shows: "6 of 6 scenarios passed; 6 runs merged from 4 files",
+        shows: "9 of 9 scenarios passed; 9 runs merged from 4 files",
     },
     Case {
         readme: "faultline sweep scenarios --seeds 20 --out all.jsonl --resume",
         args: Some("sweep scenarios/echo --seeds 1 --out all.jsonl --resume"),
         code: 0,
-        shows: "6 of 6 scenarios passed",
+        shows: "9 of 9 scenarios passed",
     },
     // One second instead of ten minutes.
     Case {
@@ -200,7 +200,7 @@ const CASES: &[Case] = &[
         readme: "faultline sweep scenarios --seeds 20 --junit junit.xml",
         args: Some("sweep scenarios/echo --seeds 1 --junit junit.xml"),
         code: 0,
-        shows: "junit: 12 test cases written to junit.xml",
+        shows: "junit: 18 test cases written to junit.xml",
     },
 ];
 

@@ -36,14 +36,15 @@ use super::protocol::{
     SessionReply, SessionRequest, TierEvent, TierOp, APP_PORT, DB, DB_PORT, LB, LB_PORT, SESSIONS, SESSIONS_PORT,
 };
 use crate::kit::draw;
-use crate::kit::request::{ask, ask_within};
+use crate::kit::pool::Caller;
 use crate::kit::serve;
 use crate::kit::wire::describe;
 
 /// A user's call: one request to the lb, which the harness's deadline bounds.
-pub async fn call(context: ClientContext<TierEvent>, op: TierOp) -> Outcome<Answer> {
+pub async fn call(config: &AppTier, context: ClientContext<TierEvent>, op: TierOp) -> Outcome<Answer> {
+    let caller = crate::kit::pool::client_caller(&context.local, config.connections);
     let request = LbRequest::Client { client: context.index, seq: context.seq, op };
-    match ask::<_, LbReply>(LB, LB_PORT, &request).await {
+    match caller.ask::<_, LbReply>(LB, LB_PORT, &request).await {
         Ok(LbReply::Answer { answer, degraded: false }) => Outcome::Ok(answer),
         Ok(LbReply::Answer { answer, degraded: true }) => Outcome::Degraded(answer),
         Ok(LbReply::Error(error)) => Outcome::Failed(error),
@@ -66,9 +67,11 @@ struct Instance {
     workers: Semaphore,
     /// Sticky sessions only: id to (user, expiry), lost with the process.
     memory: RefCell<BTreeMap<u64, (u32, Nanos)>>,
+    /// How the instance calls the session store and the database (`connections`).
+    caller: Caller,
 }
 
-pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> HostResult {
+pub async fn serve(config: Arc<AppTier>, mut context: HostContext<TierEvent>) -> HostResult {
     let index = app_index(&context.name).ok_or_else(|| format!("{:?} is not an app instance's name", context.name))?;
     // An instance running when the run starts has booted already; one the
     // pool or a restart starts takes its boot time.
@@ -76,11 +79,13 @@ pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> Hos
         tokio::time::sleep(config.boot_time.0).await;
     }
     context.events.emit(TierEvent::AppStart { instance: index, incarnation: context.incarnation });
+    let caller = Caller::new(config.connections, &mut context.rng);
     let instance = Rc::new(Instance {
         workers: Semaphore::new(config.workers as usize),
         config,
         index,
         events: context.events,
+        caller,
         rng: RefCell::new(context.rng),
         memory: RefCell::new(BTreeMap::new()),
     });
@@ -165,7 +170,8 @@ impl Instance {
     }
 
     async fn store(&self, request: &SessionRequest) -> Result<SessionReply, String> {
-        ask_within(self.config.sessions_timeout.0, SESSIONS, SESSIONS_PORT, request)
+        self.caller
+            .ask_within(self.config.sessions_timeout.0, SESSIONS, SESSIONS_PORT, request)
             .await
             .map_err(|error| format!("session store: {error}"))
     }
@@ -179,7 +185,7 @@ impl Instance {
     /// Did the database answer `request` within `db_timeout`?
     async fn query(&self, request: DbRequest) -> bool {
         matches!(
-            ask_within::<_, DbReply>(self.config.db_timeout.0, DB, DB_PORT, &request).await,
+            self.caller.ask_within::<_, DbReply>(self.config.db_timeout.0, DB, DB_PORT, &request).await,
             Ok(DbReply::Row | DbReply::Pong)
         )
     }

@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::protocol::HealthCheck;
 use crate::kit::disk::Fsync;
+use crate::kit::pool::Connections;
 
 /// Most app instances a scenario may have (turmoil's cost is per host per tick).
 pub const INSTANCES_MAX: i64 = 16;
@@ -48,6 +49,8 @@ pub enum Limiter {
 pub struct AppTier {
     /// Instances at the start (and always, without autoscaling).
     pub instances: u32,
+    /// How users, the lb and the instances hold their connections.
+    pub connections: Connections,
     pub balancing: Balancing,
     pub health_check: HealthCheck,
     pub check_interval: Dur,
@@ -89,6 +92,7 @@ pub struct AppTier {
 #[serde(deny_unknown_fields)]
 struct TierKnobs {
     instances: Option<Spanned<i64>>,
+    connections: Option<Connections>,
     balancing: Option<Balancing>,
     health_check: Option<HealthCheck>,
     check_interval: Option<Spanned<Dur>>,
@@ -148,6 +152,7 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<AppTier, InputError> {
     }
     Ok(AppTier {
         instances,
+        connections: raw.connections.unwrap_or_default(),
         balancing: raw.balancing.unwrap_or(Balancing::RoundRobin),
         health_check: raw.health_check.unwrap_or(HealthCheck::Readiness),
         check_interval,

@@ -42,6 +42,7 @@ use super::protocol::{
     app_host, AppReply, AppRequest, Ejection, HealthCheck, LbReply, LbRequest, TierEvent, TierOp, APP_PORT, LB_PORT,
     PROBE_CLIENT,
 };
+use crate::kit::pool::Caller;
 use crate::kit::request::{ask_within, CallError};
 use crate::kit::serve;
 
@@ -84,9 +85,13 @@ struct Lb {
     cursor: Cell<usize>,
     admitted: Cell<u64>,
     panicking: Cell<bool>,
+    /// How the lb forwards requests to the instances (`connections`; its
+    /// health checks open a connection each either way).
+    caller: Caller,
 }
 
-pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> HostResult {
+pub async fn serve(config: Arc<AppTier>, mut context: HostContext<TierEvent>) -> HostResult {
+    let caller = Caller::new(config.connections, &mut context.rng);
     let instances = (1..=config.pool_size())
         .map(|index| {
             let member = index <= config.instances;
@@ -110,6 +115,7 @@ pub async fn serve(config: Arc<AppTier>, context: HostContext<TierEvent>) -> Hos
         cursor: Cell::new(0),
         admitted: Cell::new(0),
         panicking: Cell::new(false),
+        caller,
     });
     tokio::task::spawn_local(check_rounds(Rc::clone(&lb)));
     serve::serve(LB_PORT, move |request: LbRequest| {
@@ -168,7 +174,8 @@ impl Lb {
         let slot = (instance - 1) as usize;
         self.instances.borrow_mut()[slot].in_flight += 1;
         let request = AppRequest::Serve { client, op: op.clone() };
-        let reply = ask_within(self.config.attempt_timeout.0, &app_host(instance), APP_PORT, &request).await;
+        let reply =
+            self.caller.ask_within(self.config.attempt_timeout.0, &app_host(instance), APP_PORT, &request).await;
         let mut instances = self.instances.borrow_mut();
         let state = &mut instances[slot];
         assert!(state.in_flight > 0, "an attempt ends only after it began");

@@ -57,6 +57,12 @@ static DOC: SystemDoc = SystemDoc {
 static KNOBS: &[KnobDoc] = &[
     KnobDoc { name: "instances", unit: "count", default: "3", about: "app instances at the start (always, without autoscaling), 1 to 16" },
     KnobDoc { name: "balancing", unit: "string", default: "round-robin", about: "round-robin | least-connections" },
+    KnobDoc {
+        name: "connections",
+        unit: "string",
+        default: "per-request",
+        about: "users to the lb, the lb to instances, instances to the session store and the database: per-request | pooled (health checks and control open one each)",
+    },
     KnobDoc { name: "health_check", unit: "string", default: "readiness", about: "what the lb's checks ask: liveness (the process is up) | readiness (it can reach the database)" },
     KnobDoc { name: "check_interval", unit: "duration", default: "200ms", about: "the lb checks every instance this often" },
     KnobDoc { name: "check_timeout", unit: "duration", default: "100ms", about: "a check unanswered this long failed; at most check_interval" },
@@ -263,7 +269,8 @@ impl System for AppTier {
     }
 
     fn call(self: &Arc<Self>, client: ClientContext<TierEvent>, op: TierOp) -> LocalFuture<Outcome<Answer>> {
-        Box::pin(app::call(client, op))
+        let config = Arc::clone(self);
+        Box::pin(async move { app::call(&config, client, op).await })
     }
 
     /// What the configuration promises: the rate limit only with a limiter,

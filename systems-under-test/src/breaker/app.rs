@@ -25,15 +25,16 @@ use super::protocol::{
     DownstreamRequest, Source, APP, APP_PORT, CACHE, CACHE_PORT, DOWNSTREAM, DOWNSTREAM_PORT, PROBE_USER,
 };
 use super::rule::{OpenReason, Tally};
-use crate::kit::request::{ask, ask_within, CallError};
+use crate::kit::pool::Caller;
+use crate::kit::request::CallError;
 use crate::kit::retry::Budget;
 use crate::kit::serve;
 use crate::kit::wire::{describe, read_frame, write_frame};
 
 /// The client's side: one request to the app. Answers from the downstream
 /// (and client errors, answered as such) are fresh; fallbacks are degraded.
-pub async fn request(op: BreakerOp) -> Outcome<Source> {
-    match ask::<_, AppReply>(APP, APP_PORT, &AppRequest { user: op.user }).await {
+pub async fn request(caller: Rc<Caller>, op: BreakerOp) -> Outcome<Source> {
+    match caller.ask::<_, AppReply>(APP, APP_PORT, &AppRequest { user: op.user }).await {
         Ok(AppReply::Items(source @ (Source::Downstream | Source::BadRequest))) => Outcome::Ok(source),
         Ok(AppReply::Items(source)) => Outcome::Degraded(source),
         Ok(AppReply::Unavailable) => Outcome::Failed("unavailable: the calls failed and there is no fallback".into()),
@@ -184,7 +185,7 @@ struct Call {
 /// `call_timeout_covers = "connect"`: the timeout bounds connecting only; a
 /// call whose answer never comes waits for ever.
 async fn ask_connect_within(deadline: Duration, request: &DownstreamRequest) -> Result<DownstreamReply, CallError> {
-    let connect = turmoil::net::TcpStream::connect((DOWNSTREAM, DOWNSTREAM_PORT));
+    let connect = crate::kit::request::connect(DOWNSTREAM, DOWNSTREAM_PORT);
     let mut stream = match tokio::time::timeout(deadline, connect).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return Err(CallError::Io(describe(&error))),
@@ -204,9 +205,12 @@ struct App {
     machine: RefCell<Machine>,
     budget: RefCell<Option<Budget>>,
     next_attempt: Cell<u64>,
+    /// How the app calls the downstream and the cache (`connections`).
+    caller: Caller,
 }
 
-pub async fn serve(config: Arc<Breaker>, context: HostContext<BreakerEvent>) -> HostResult {
+pub async fn serve(config: Arc<Breaker>, mut context: HostContext<BreakerEvent>) -> HostResult {
+    let caller = Caller::new(config.connections, &mut context.rng);
     let app = Rc::new(App {
         machine: RefCell::new(Machine::new(&config)),
         budget: RefCell::new(config.retry_budget.map(Budget::new)),
@@ -214,6 +218,7 @@ pub async fn serve(config: Arc<Breaker>, context: HostContext<BreakerEvent>) -> 
         events: context.events,
         rng: RefCell::new(context.rng),
         next_attempt: Cell::new(0),
+        caller,
     });
     serve::serve(APP_PORT, move |request: AppRequest| {
         let app = Rc::clone(&app);
@@ -328,7 +333,7 @@ impl App {
         let request = DownstreamRequest { user, attempt, sent };
         let timeout = self.config.call_timeout.0;
         let reply = match self.config.call_timeout_covers {
-            TimeoutCovers::Call => ask_within(timeout, DOWNSTREAM, DOWNSTREAM_PORT, &request).await,
+            TimeoutCovers::Call => self.caller.ask_within(timeout, DOWNSTREAM, DOWNSTREAM_PORT, &request).await,
             TimeoutCovers::Connect => ask_connect_within(timeout, &request).await,
         };
         let (result, source) = match &reply {
@@ -345,7 +350,7 @@ impl App {
     }
 
     async fn fallback(&self, user: u32) -> Source {
-        match ask_within::<_, CacheReply>(self.config.cache_timeout.0, CACHE, CACHE_PORT, &()).await {
+        match self.caller.ask_within::<_, CacheReply>(self.config.cache_timeout.0, CACHE, CACHE_PORT, &()).await {
             Ok(true) => {
                 self.events.emit(BreakerEvent::FallbackCache { user });
                 Source::Cache

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::rule::Rule;
+use crate::kit::pool::Connections;
 use crate::kit::retry::{Backoff, Jitter};
 
 /// Slack for the response-time bound: the client's own hops to the app and
@@ -150,6 +151,9 @@ pub struct Breaker {
     /// failures add up over the breaker's life instead of in a row (or in
     /// the window), and it opens although its rule does not hold.
     pub closed_successes_counted: bool,
+    /// How clients hold their connections to the app, and the app its to
+    /// the downstream and the cache.
+    pub connections: Connections,
 }
 
 #[derive(Deserialize, Default)]
@@ -182,6 +186,7 @@ struct BreakerKnobs {
     call_timeout_covers: Option<TimeoutCovers>,
     trial_timeouts: Option<TrialTimeouts>,
     closed_successes: Option<ClosedSuccesses>,
+    connections: Option<Spanned<Connections>>,
 }
 
 /// `closed_successes`: whether the breaker counts the successes of a
@@ -229,7 +234,24 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Breaker, InputError> {
         call_timeout_covers: raw.call_timeout_covers.unwrap_or(TimeoutCovers::Call),
         trial_timeouts: raw.trial_timeouts.unwrap_or(TrialTimeouts::Counted),
         closed_successes_counted: raw.closed_successes != Some(ClosedSuccesses::Ignored),
+        connections: connections(knobs, &raw)?,
     })
+}
+
+/// `connections`: a pooled connection is reused, so a timeout on the connect
+/// alone (`call_timeout_covers = "connect"`, the planted flaw) would bound
+/// nothing on most calls: the two cannot be combined.
+fn connections(knobs: &Knobs<'_>, raw: &BreakerKnobs) -> Result<Connections, InputError> {
+    match (&raw.connections, raw.call_timeout_covers) {
+        (Some(pooled), Some(TimeoutCovers::Connect)) if *pooled.get_ref() != Connections::PerRequest => Err(knobs
+            .conflict(
+                pooled,
+                "connections = pooled",
+                "call_timeout_covers = \"connect\"",
+                "a reused connection makes no connect for that timeout to cover",
+            )),
+        (connections, _) => Ok(connections.as_ref().map_or(Connections::PerRequest, |c| *c.get_ref())),
+    }
 }
 
 /// The breaker's own variants mean nothing without a breaker.

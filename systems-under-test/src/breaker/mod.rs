@@ -196,6 +196,12 @@ static DOC: SystemDoc = SystemDoc {
             about: "call: the whole call | connect: only connecting (a flaw: no read timeout)",
         },
         KnobDoc {
+            name: "connections",
+            unit: "string",
+            default: "per-request",
+            about: "clients to the app, the app to the downstream and the cache: per-request | pooled (not with call_timeout_covers = connect)",
+        },
+        KnobDoc {
             name: "trial_timeouts",
             unit: "string",
             default: "counted",
@@ -315,8 +321,8 @@ impl System for Breaker {
         Some(BreakerOp { user: PROBE_USER })
     }
 
-    fn call(self: &Arc<Self>, _client: ClientContext<BreakerEvent>, op: BreakerOp) -> LocalFuture<Outcome<Source>> {
-        Box::pin(app::request(op))
+    fn call(self: &Arc<Self>, client: ClientContext<BreakerEvent>, op: BreakerOp) -> LocalFuture<Outcome<Source>> {
+        Box::pin(app::request(crate::kit::pool::client_caller(&client.local, self.connections), op))
     }
 
     /// `degraded_share`: requests answered with a fallback; `wasted_calls`:

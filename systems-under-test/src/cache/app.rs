@@ -6,8 +6,10 @@
 //! after `cache_timeout` and reads the database instead, without filling the
 //! cache. With coalescing, one database load per key is in flight per app.
 //! With `cache_connections = "pooled"`, an app keeps idle connections to the
-//! cache and reuses them (closing one whose request failed or timed out);
-//! `"pooled-reuse-timed-out"` is a planted flaw that keeps those too.
+//! cache in the kit's pool and reuses them (closing one whose request failed
+//! or timed out); `"pooled-reuse-timed-out"` is a planted flaw, a textbook
+//! pool of its own here that keeps those too. `connections = "pooled"`
+//! pools the clients' connections to the apps and the apps' to the database.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -25,7 +27,8 @@ use super::protocol::{
     app_host, Access, AppReply, AppRequest, CacheEvent, CacheOp, CacheReply, CacheRequest, DbReply, DbRequest,
     APP_PORT, CACHE, CACHE_PORT, DB, DB_PORT,
 };
-use crate::kit::request::{ask, ask_within, CallError};
+use crate::kit::pool::{Caller, Connections};
+use crate::kit::request::{ask_within, CallError};
 use crate::kit::serve;
 use crate::kit::wire::{describe, read_frame, write_frame};
 
@@ -39,12 +42,12 @@ const POOL_IDLE_MAX: usize = 32;
 
 /// A workload client's call: one request to the op's app. The harness's
 /// deadline bounds it.
-pub async fn call(op: CacheOp) -> Outcome<u64> {
+pub async fn call(caller: Rc<Caller>, op: CacheOp) -> Outcome<u64> {
     let request = match op.access {
         Access::Read => AppRequest::Read { key: op.key },
         Access::Write => AppRequest::Write { key: op.key },
     };
-    match ask::<_, AppReply>(&app_host(op.app), APP_PORT, &request).await {
+    match caller.ask::<_, AppReply>(&app_host(op.app), APP_PORT, &request).await {
         Ok(AppReply::Version(version)) => Outcome::Ok(version),
         Ok(AppReply::Error(error)) => Outcome::Failed(error),
         Err(error) => Outcome::Failed(describe(&error)),
@@ -79,11 +82,19 @@ struct App {
     loading: RefCell<BTreeMap<u32, Vec<LoadWaiter>>>,
     /// Loads started by this incarnation.
     loads: Cell<u64>,
-    /// Idle connections to the cache, with a pooled `cache_connections`.
+    /// Idle connections to the cache, with the planted flaw's textbook pool.
     pool: RefCell<Vec<turmoil::net::TcpStream>>,
+    /// The kit's pool to the cache, with `cache_connections = "pooled"`.
+    cache_pool: Caller,
+    /// How this app calls the database (`connections`).
+    db: Caller,
 }
 
-pub async fn serve(cache: Arc<Cache>, context: HostContext<CacheEvent>) -> HostResult {
+pub async fn serve(cache: Arc<Cache>, mut context: HostContext<CacheEvent>) -> HostResult {
+    let db = Caller::new(cache.connections, &mut context.rng);
+    let kit_pool =
+        if cache.cache_connections == CacheConnections::Pooled { Connections::Pooled } else { Connections::PerRequest };
+    let cache_pool = Caller::new(kit_pool, &mut context.rng);
     let app = Rc::new(App {
         cache,
         events: context.events,
@@ -91,6 +102,8 @@ pub async fn serve(cache: Arc<Cache>, context: HostContext<CacheEvent>) -> HostR
         loading: RefCell::new(BTreeMap::new()),
         loads: Cell::new(0),
         pool: RefCell::new(Vec::new()),
+        cache_pool,
+        db,
     });
     serve::serve(APP_PORT, move |request: AppRequest| {
         let app = Rc::clone(&app);
@@ -113,22 +126,25 @@ impl App {
     async fn cache_call(&self, request: &CacheRequest) -> Result<CacheReply, CallError> {
         match self.cache.cache_connections {
             CacheConnections::Fresh => ask_within(self.cache.cache_timeout.0, CACHE, CACHE_PORT, request).await,
-            CacheConnections::Pooled | CacheConnections::PooledReuseTimedOut => self.pooled_call(request).await,
+            CacheConnections::Pooled => {
+                self.cache_pool.ask_within(self.cache.cache_timeout.0, CACHE, CACHE_PORT, request).await
+            }
+            CacheConnections::PooledReuseTimedOut => self.pooled_call(request).await,
         }
     }
 
-    /// One request over an idle pooled connection (or a new one) within
-    /// `cache_timeout`. An answered connection goes back to the pool; one
-    /// that failed is closed, and so is one that timed out, whose answer may
-    /// still arrive, unless the planted flaw keeps it: then the next request
-    /// on it reads that late answer as its own.
+    /// The planted flaw's textbook pool: one request over an idle pooled
+    /// connection (or a new one) within `cache_timeout`. An answered
+    /// connection goes back to the pool, one that failed is closed, and one
+    /// that timed out is kept: the next request on it reads that late answer
+    /// as its own.
     async fn pooled_call(&self, request: &CacheRequest) -> Result<CacheReply, CallError> {
         let deadline = self.cache.cache_timeout.0;
         let started = tokio::time::Instant::now();
         let idle = self.pool.borrow_mut().pop();
         let mut stream = match idle {
             Some(stream) => stream,
-            None => match tokio::time::timeout(deadline, turmoil::net::TcpStream::connect((CACHE, CACHE_PORT))).await {
+            None => match tokio::time::timeout(deadline, crate::kit::request::connect(CACHE, CACHE_PORT)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => return Err(CallError::Io(describe(&error))),
                 Err(_) => return Err(CallError::Timeout(deadline)),
@@ -139,10 +155,7 @@ impl App {
         let (keep, answer) = match result {
             Ok(Ok(reply)) => (true, Ok(reply)),
             Ok(Err(error)) => (false, Err(CallError::Io(describe(&error)))),
-            Err(_) => {
-                let reuse = self.cache.cache_connections == CacheConnections::PooledReuseTimedOut;
-                (reuse, Err(CallError::Timeout(deadline)))
-            }
+            Err(_) => (true, Err(CallError::Timeout(deadline))),
         };
         let mut pool = self.pool.borrow_mut();
         if keep && pool.len() < POOL_IDLE_MAX {
@@ -153,7 +166,7 @@ impl App {
     }
 
     async fn db_call(&self, request: &DbRequest) -> Result<u64, String> {
-        match ask_within(self.cache.db_timeout.0, DB, DB_PORT, request).await {
+        match self.db.ask_within(self.cache.db_timeout.0, DB, DB_PORT, request).await {
             Ok(DbReply::Version(version)) => Ok(version),
             Ok(DbReply::Overloaded) => Err("the database is overloaded".into()),
             Err(error) => Err(format!("database: {error}")),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::kit::draw::Zipf;
+use crate::kit::pool::Connections;
 
 /// How a write invalidates the cached value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +51,10 @@ pub struct Cache {
     pub sliding_ttl: bool,
     pub coalescing: bool,
     pub cache_connections: CacheConnections,
+    /// How clients hold their connections to the apps, and apps theirs to
+    /// the database (`cache_connections` for the cache; it follows this
+    /// knob unless set).
+    pub connections: Connections,
     pub cache_timeout: Dur,
     pub db_timeout: Dur,
     /// Requests per second.
@@ -81,6 +86,7 @@ struct CacheKnobs {
     sliding_ttl: Option<bool>,
     coalescing: Option<bool>,
     cache_connections: Option<CacheConnections>,
+    connections: Option<Connections>,
     cache_timeout: Option<Spanned<Dur>>,
     db_timeout: Option<Spanned<Dur>>,
     db_capacity: Option<Spanned<Rate>>,
@@ -96,13 +102,18 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Cache, InputError> {
     let raw: CacheKnobs = knobs.parse()?;
     let keys = knobs.count(&raw.keys, 50, 1..=1_000_000, "keys")?;
     let zipf = knobs.number(&raw.zipf, 0.0, 0.0..=10.0, "zipf")?;
+    let connections = raw.connections.unwrap_or_default();
     Ok(Cache {
         invalidation: raw.invalidation.unwrap_or(Invalidation::Delete),
         ttl: knobs.positive(&raw.ttl, Dur::from_secs(5), "ttl")?,
         ttl_jitter: raw.ttl_jitter.unwrap_or(Dur::ZERO),
         sliding_ttl: raw.sliding_ttl.unwrap_or(false),
         coalescing: raw.coalescing.unwrap_or(false),
-        cache_connections: raw.cache_connections.unwrap_or(CacheConnections::Fresh),
+        cache_connections: raw.cache_connections.unwrap_or(match connections {
+            Connections::PerRequest => CacheConnections::Fresh,
+            Connections::Pooled | Connections::PooledUnchecked => CacheConnections::Pooled,
+        }),
+        connections,
         cache_timeout: knobs.positive(&raw.cache_timeout, Dur::from_millis(50), "cache_timeout")?,
         db_timeout: knobs.positive(&raw.db_timeout, Dur::from_millis(500), "db_timeout")?,
         db_capacity: knobs.rate(&raw.db_capacity, 2000.0, "db_capacity")?,

@@ -76,8 +76,14 @@ static DOC: SystemDoc = SystemDoc {
         KnobDoc {
             name: "cache_connections",
             unit: "string",
-            default: "fresh",
+            default: "fresh (pooled when connections is)",
             about: "fresh (one per request) | pooled | pooled-reuse-timed-out (a planted flaw: a timed-out connection is reused)",
+        },
+        KnobDoc {
+            name: "connections",
+            unit: "string",
+            default: "per-request",
+            about: "clients to apps and apps to the database (and to the cache, unless cache_connections is set): per-request | pooled",
         },
         KnobDoc {
             name: "cache_timeout",
@@ -254,8 +260,8 @@ impl System for Cache {
         Some(CacheOp { access: Access::Read, key: PROBE_KEY, app: 1 })
     }
 
-    fn call(self: &Arc<Self>, _client: ClientContext<CacheEvent>, op: CacheOp) -> LocalFuture<Outcome<u64>> {
-        Box::pin(app::call(op))
+    fn call(self: &Arc<Self>, client: ClientContext<CacheEvent>, op: CacheOp) -> LocalFuture<Outcome<u64>> {
+        Box::pin(app::call(crate::kit::pool::client_caller(&client.local, self.connections), op))
     }
 
     /// What the configured pattern promises: origin protection only with

@@ -1,7 +1,8 @@
 //! `echo`: the smallest system that proves the harness end to end.
 //!
 //! One `server` host answers each request with its payload; workload clients
-//! send random payloads over a fresh TCP connection each. Its invariant,
+//! send random payloads over a fresh TCP connection each (or, with
+//! `connections = "pooled"`, over connections they keep and reuse). Its invariant,
 //! `echo-matches`, says every answer equals its request. The knob
 //! `corrupt_rate` turns it into a deliberately broken server that flips bits
 //! in some answers, so scenarios can prove the checker finds real flaws.
@@ -47,6 +48,7 @@ static DOC: SystemDoc = SystemDoc {
             default: "false",
             about: "report each request the server reads (echo.received), to show in a trace what reached it (off by default: an event per request)",
         },
+        KnobDoc { name: "connections", unit: "string", default: "per-request", about: crate::kit::pool::KNOB_ABOUT },
     ],
     events: &[
         EventDoc { name: "server.start", about: "the server is listening (each start and restart)", detects: false },
@@ -103,9 +105,10 @@ impl System for Echo {
         Some(EchoOp { payload: 0 })
     }
 
-    fn call(self: &Arc<Self>, _client: ClientContext<EchoEvent>, op: EchoOp) -> LocalFuture<Outcome<u64>> {
+    fn call(self: &Arc<Self>, client: ClientContext<EchoEvent>, op: EchoOp) -> LocalFuture<Outcome<u64>> {
+        let caller = crate::kit::pool::client_caller(&client.local, self.connections);
         Box::pin(async move {
-            match crate::kit::request::ask::<_, u64>(SERVER, PORT, &op.payload).await {
+            match caller.ask::<_, u64>(SERVER, PORT, &op.payload).await {
                 Ok(answer) => Outcome::Ok(answer),
                 Err(error) => Outcome::Failed(crate::kit::wire::describe(&error)),
             }

@@ -6,6 +6,7 @@
 //! its clients time out unanswered.) A status look-up is
 //! forwarded the same way. The client's side of both is here too.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use faultline_harness::system::HostResult;
@@ -17,7 +18,8 @@ use super::protocol::{
     request_id, ApiReply, ApiRequest, BrokerReply, BrokerRequest, QueueEvent, QueueOp, QueueRes, SubmitAnswer, API,
     API_PORT, BROKER, BROKER_PORT,
 };
-use crate::kit::request::{ask, ask_within, CallError};
+use crate::kit::pool::Caller;
+use crate::kit::request::CallError;
 use crate::kit::serve;
 use crate::kit::wire::describe;
 
@@ -26,14 +28,15 @@ pub const FULL: &str = "429: the queue is full";
 pub const UNAVAILABLE: &str = "503: the broker did not answer in time";
 
 /// A workload client's call: one request to the api.
-pub async fn call(client: ClientContext<QueueEvent>, op: QueueOp) -> Outcome<QueueRes> {
+pub async fn call(config: &Queue, client: ClientContext<QueueEvent>, op: QueueOp) -> Outcome<QueueRes> {
+    let caller = crate::kit::pool::client_caller(&client.local, config.connections);
     let request = match op {
         QueueOp::Submit { key, payload } => {
             ApiRequest::Submit { key, payload, request: request_id(client.index, client.seq) }
         }
         QueueOp::Status { job } => ApiRequest::Status { job },
     };
-    match ask::<_, ApiReply>(API, API_PORT, &request).await {
+    match caller.ask::<_, ApiReply>(API, API_PORT, &request).await {
         Ok(ApiReply::Submit(SubmitAnswer::Accepted { job })) => Outcome::Ok(QueueRes::Accepted { job }),
         Ok(ApiReply::Submit(SubmitAnswer::Full)) => Outcome::Failed(FULL.into()),
         Ok(ApiReply::Submit(SubmitAnswer::Unavailable) | ApiReply::Unavailable) => Outcome::Failed(UNAVAILABLE.into()),
@@ -43,23 +46,24 @@ pub async fn call(client: ClientContext<QueueEvent>, op: QueueOp) -> Outcome<Que
 }
 
 /// A request to the broker, within `timeout` if there is one.
-async fn forward(timeout: Option<Dur>, request: &BrokerRequest) -> Result<BrokerReply, CallError> {
+async fn forward(caller: &Caller, timeout: Option<Dur>, request: &BrokerRequest) -> Result<BrokerReply, CallError> {
     match timeout {
-        Some(timeout) => ask_within(timeout.0, BROKER, BROKER_PORT, request).await,
-        None => ask(BROKER, BROKER_PORT, request).await.map_err(|error| CallError::Io(describe(&error))),
+        Some(timeout) => caller.ask_within(timeout.0, BROKER, BROKER_PORT, request).await,
+        None => caller.ask(BROKER, BROKER_PORT, request).await.map_err(|error| CallError::Io(describe(&error))),
     }
 }
 
-pub async fn serve(config: Arc<Queue>, context: HostContext<QueueEvent>) -> HostResult {
+pub async fn serve(config: Arc<Queue>, mut context: HostContext<QueueEvent>) -> HostResult {
+    let caller = Rc::new(Caller::new(config.connections, &mut context.rng));
     let events = context.events;
     serve::serve(API_PORT, move |request: ApiRequest| {
-        let (config, events) = (Arc::clone(&config), events.clone());
+        let (config, events, caller) = (Arc::clone(&config), events.clone(), Rc::clone(&caller));
         async move {
             Some(match request {
                 ApiRequest::Submit { key, payload, request } => {
                     events.emit(QueueEvent::ApiSubmit { request });
                     let forwarded = BrokerRequest::Submit { key, payload };
-                    let answer = match forward(config.api_timeout, &forwarded).await {
+                    let answer = match forward(&caller, config.api_timeout, &forwarded).await {
                         Ok(BrokerReply::Accepted { job }) => SubmitAnswer::Accepted { job },
                         Ok(BrokerReply::Full) => SubmitAnswer::Full,
                         Ok(_) | Err(_) => SubmitAnswer::Unavailable,
@@ -67,10 +71,12 @@ pub async fn serve(config: Arc<Queue>, context: HostContext<QueueEvent>) -> Host
                     events.emit(QueueEvent::ApiAnswer { request, answer });
                     ApiReply::Submit(answer)
                 }
-                ApiRequest::Status { job } => match forward(config.api_timeout, &BrokerRequest::Status { job }).await {
-                    Ok(BrokerReply::Status(view)) => ApiReply::Status(view),
-                    Ok(_) | Err(_) => ApiReply::Unavailable,
-                },
+                ApiRequest::Status { job } => {
+                    match forward(&caller, config.api_timeout, &BrokerRequest::Status { job }).await {
+                        Ok(BrokerReply::Status(view)) => ApiReply::Status(view),
+                        Ok(_) | Err(_) => ApiReply::Unavailable,
+                    }
+                }
             })
         }
     })

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::kit::disk::Fsync;
+use crate::kit::pool::Connections;
 use crate::kit::retry::{Backoff, Jitter};
 
 /// How a retry's backoff grows.
@@ -80,6 +81,9 @@ pub struct Queue {
     pub latency_slo: Option<Dur>,
     /// The sink's peak load after it recovers, per second, must stay within this.
     pub sink_load_slo: Option<f64>,
+    /// How clients hold their connections to the api, the api its to the
+    /// broker and workers theirs to the sink.
+    pub connections: Connections,
 }
 
 #[derive(Deserialize, Default)]
@@ -117,6 +121,7 @@ struct QueueKnobs {
     conflict_ratio: Option<Spanned<Probability>>,
     latency_slo: Option<Spanned<Dur>>,
     sink_load_slo: Option<Spanned<Rate>>,
+    connections: Option<Connections>,
 }
 
 pub fn configure(knobs: &Knobs<'_>) -> Result<Queue, InputError> {
@@ -163,6 +168,7 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Queue, InputError> {
         rereads: knobs.count(&raw.rereads, 2, 0..=5, "rereads")?,
         duplicate_ratio,
         conflict_ratio,
+        connections: raw.connections.unwrap_or_default(),
         latency_slo: match &raw.latency_slo {
             None => None,
             Some(slo) => Some(knobs.positive(&Some(slo.clone()), Dur::ZERO, "latency_slo")?),

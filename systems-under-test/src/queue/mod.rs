@@ -70,6 +70,12 @@ static DOC: SystemDoc = SystemDoc {
     knobs: &[
         KnobDoc { name: "workers", unit: "count", default: "3", about: "worker hosts (1 to 16)" },
         KnobDoc {
+            name: "connections",
+            unit: "string",
+            default: "per-request",
+            about: "clients to the api, the api to the broker, workers to the sink: per-request | pooled (a worker's broker link is long-lived either way)",
+        },
+        KnobDoc {
             name: "capacity",
             unit: "count or \"unbounded\"",
             default: "100",
@@ -475,7 +481,8 @@ impl System for Queue {
     }
 
     fn call(self: &Arc<Self>, client: ClientContext<QueueEvent>, op: QueueOp) -> LocalFuture<Outcome<QueueRes>> {
-        Box::pin(api::call(client, op))
+        let config = Arc::clone(self);
+        Box::pin(async move { api::call(&config, client, op).await })
     }
 
     /// Effectively-once only with idempotency (without it the queue is

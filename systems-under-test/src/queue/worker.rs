@@ -32,7 +32,8 @@ use super::protocol::{
     SINK_PORT,
 };
 use crate::kit::draw;
-use crate::kit::request::{ask_within, CallError};
+use crate::kit::pool::Caller;
+use crate::kit::request::CallError;
 use crate::kit::retry::{Backoff, Jitter};
 use crate::kit::wire::{describe, read_frame, write_frame};
 
@@ -61,7 +62,7 @@ impl Link {
         let mut stream = self.stream.lock().await;
         let deadline = tokio::time::Instant::now() + timeout;
         if stream.is_none() {
-            match tokio::time::timeout_at(deadline, TcpStream::connect((BROKER, BROKER_PORT))).await {
+            match tokio::time::timeout_at(deadline, crate::kit::request::connect(BROKER, BROKER_PORT)).await {
                 Ok(Ok(connected)) => {
                     let reconnect = self.connected_before.replace(true);
                     self.events.emit(QueueEvent::Connected { worker: self.worker, reconnect });
@@ -93,9 +94,12 @@ struct Worker {
     rng: RefCell<ChaCha8Rng>,
     /// Requests that failed in a row (for the pause before the next).
     failures: Cell<u32>,
+    /// How the worker calls the sink (`connections`; its broker link is
+    /// one long-lived connection either way).
+    sink: Caller,
 }
 
-pub async fn serve(config: Arc<Queue>, context: HostContext<QueueEvent>) -> HostResult {
+pub async fn serve(config: Arc<Queue>, mut context: HostContext<QueueEvent>) -> HostResult {
     let index: u32 = context
         .name
         .strip_prefix("worker-")
@@ -107,7 +111,8 @@ pub async fn serve(config: Arc<Queue>, context: HostContext<QueueEvent>) -> Host
         connected_before: Cell::new(false),
         events: context.events,
     });
-    let worker = Worker { config, index, link, rng: RefCell::new(context.rng), failures: Cell::new(0) };
+    let sink = Caller::new(config.connections, &mut context.rng);
+    let worker = Worker { config, index, link, rng: RefCell::new(context.rng), failures: Cell::new(0), sink };
     let mut next: Option<Delivery> = None;
     loop {
         let delivery = match next.take() {
@@ -207,7 +212,7 @@ impl Worker {
     async fn apply(&self, delivery: &Delivery) -> RunOutcome {
         let apply = Apply { key: delivery.key, payload: delivery.payload, job: delivery.job, token: delivery.token };
         let transient = |error: String| RunOutcome::Failed { error, permanent: false };
-        match ask_within(self.config.sink_timeout.0, SINK, SINK_PORT, &apply).await {
+        match self.sink.ask_within(self.config.sink_timeout.0, SINK, SINK_PORT, &apply).await {
             Ok(SinkReply::Applied { effect } | SinkReply::Stored { effect }) => RunOutcome::Done { effect },
             Ok(SinkReply::Conflict) => RunOutcome::Failed {
                 error: "the sink refused: the key was applied with another payload".into(),

@@ -28,6 +28,12 @@ const KNOBS: &[KnobDoc] = &[
         about: "semi-sync modes: after this long without a replica's receipt the primary goes on asynchronously, \
                 silently (as MySQL's does), until a replica catches up",
     },
+    KnobDoc {
+        name: "connections",
+        unit: "string",
+        default: "per-request",
+        about: "clients to routers, routers to nodes for reads and writes: per-request | pooled",
+    },
     KnobDoc { name: "replicas", unit: "count", default: "2", about: "replicas per group, 0 to 4" },
     KnobDoc {
         name: "fsync",

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::kit::disk::Fsync;
+use crate::kit::pool::Connections;
 use crate::kit::route::Sharding;
 
 /// When a primary acknowledges a write.
@@ -145,6 +146,10 @@ pub struct Store {
     pub read_ratio: f64,
     pub audit_every: u32,
     pub converge_within: Dur,
+    /// How clients hold their connections to the routers, and routers theirs
+    /// to the nodes for reads and writes (polls and health checks stay one
+    /// connection each).
+    pub connections: Connections,
 }
 
 #[derive(Deserialize, Default)]
@@ -174,6 +179,7 @@ struct StoreKnobs {
     read_ratio: Option<Probability>,
     audit_every: Option<Spanned<i64>>,
     converge_within: Option<Spanned<Dur>>,
+    connections: Option<Connections>,
 }
 
 pub fn configure(knobs: &Knobs<'_>) -> Result<Store, InputError> {
@@ -205,6 +211,7 @@ pub fn configure(knobs: &Knobs<'_>) -> Result<Store, InputError> {
         read_ratio: raw.read_ratio.map_or(0.5, |p| p.0),
         audit_every: knobs.count(&raw.audit_every, 4, 0..=1000, "audit_every")?,
         converge_within: knobs.positive(&raw.converge_within, Dur::from_secs(3), "converge_within")?,
+        connections: raw.connections.unwrap_or_default(),
     };
     conflicts(knobs, &raw, &store)?;
     if store.failover && failover_after.0 <= health_interval.0 {

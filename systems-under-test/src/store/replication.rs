@@ -227,7 +227,7 @@ fn checkpoints(node: &Node) -> Vec<Position> {
 /// One connection to `primary`: subscribe, rewind if asked, then apply
 /// what it ships until something ends the session.
 async fn session(node: &Rc<Node>, primary: &str) -> Ended {
-    let connect = TcpStream::connect((primary, REPLICATION_PORT));
+    let connect = crate::kit::request::connect(primary, REPLICATION_PORT);
     let Ok(Ok(stream)) = tokio::time::timeout(node.config.node_timeout.0, connect).await else {
         return Ended::Failed;
     };

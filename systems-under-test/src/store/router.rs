@@ -35,7 +35,8 @@ use super::protocol::{
     NodeReply, NodeRequest, NodeStatus, Position, Role, RouterReply, RouterRequest, StoreEvent, StoreOp, StoreRes,
     NODE_PORT, PROBE_KEY, PROBE_VALUE_FLAG, ROUTER_PORT,
 };
-use crate::kit::request::{ask, ask_within, CallError};
+use crate::kit::pool::Caller;
+use crate::kit::request::{ask_within, CallError};
 use crate::kit::route::Router as KeyRouter;
 use crate::kit::serve;
 use crate::kit::wire::describe;
@@ -49,7 +50,8 @@ pub async fn call(config: Arc<Store>, client: ClientContext<StoreEvent>, op: Sto
         }
         other => other,
     };
-    match ask::<_, RouterReply>(&config.router_for(client.index), ROUTER_PORT, &RouterRequest { op }).await {
+    let caller = crate::kit::pool::client_caller(&client.local, config.connections);
+    match caller.ask::<_, RouterReply>(&config.router_for(client.index), ROUTER_PORT, &RouterRequest { op }).await {
         Ok(RouterReply::Ok(result)) => Outcome::Ok(result),
         Ok(RouterReply::Error(error)) => Outcome::Failed(error),
         Err(error) => Outcome::Failed(describe(&error)),
@@ -82,9 +84,12 @@ pub(super) struct Router {
     /// Keys a reshard moved, with the import's position: a session read of
     /// one must see at least that.
     pub import_floor: RefCell<BTreeMap<u32, Position>>,
+    /// How the router reads and writes on the nodes (`connections`).
+    caller: Caller,
 }
 
-pub async fn serve(config: Arc<Store>, context: HostContext<StoreEvent>) -> HostResult {
+pub async fn serve(config: Arc<Store>, mut context: HostContext<StoreEvent>) -> HostResult {
+    let caller = Caller::new(config.connections, &mut context.rng);
     let views = vec![GroupView::default(); config.groups() as usize];
     // Only a resharding store keeps a map on the router's disk.
     let (map, active) = match config.reshard_at {
@@ -106,6 +111,7 @@ pub async fn serve(config: Arc<Store>, context: HostContext<StoreEvent>) -> Host
         moving: watch::channel(false).0,
         writes_in_flight: Cell::new(0),
         import_floor: RefCell::new(BTreeMap::new()),
+        caller,
     });
     for group in 1..=router.config.groups() {
         // Until a poll says otherwise, the configured primary of the term 1.
@@ -254,7 +260,7 @@ impl Router {
             let Some(primary) = target.take() else { return Err(format!("shard {group} has no primary")) };
             let term = self.config.fencing.then(|| self.view(group).term);
             let request = NodeRequest::Write { key, value, term };
-            match ask_within::<_, NodeReply>(self.write_timeout(), &primary, NODE_PORT, &request).await {
+            match self.caller.ask_within::<_, NodeReply>(self.write_timeout(), &primary, NODE_PORT, &request).await {
                 Ok(NodeReply::Written { at }) => return Ok(StoreRes::Written { at }),
                 Ok(NodeReply::NotPrimary { primary: named, .. }) => {
                     // Refused before appending: safe to send to the node it names.
@@ -281,7 +287,7 @@ impl Router {
         let wait_ms = if after.is_some() { self.config.session_wait.0.as_millis() as u64 } else { 0 };
         let timeout = self.config.node_timeout.0 + Duration::from_millis(wait_ms);
         let request = NodeRequest::Read { key, after, wait_ms };
-        match ask_within::<_, NodeReply>(timeout, host, NODE_PORT, &request).await? {
+        match self.caller.ask_within::<_, NodeReply>(timeout, host, NODE_PORT, &request).await? {
             NodeReply::Values { values, at } => Ok(Some(StoreRes::Values { values, at, host: host.to_string() })),
             NodeReply::Behind => Ok(None),
             other => Err(CallError::Io(format!("{host} answered a read with {other:?}"))),
