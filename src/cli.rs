@@ -358,7 +358,7 @@ enum Command {
 }
 
 fn parse_model(text: &str) -> Result<String, String> {
-    let names: Vec<&str> = faultline_systems::theory::MODELS.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = faultline_systems::theory::MODELS.iter().map(|model| model.name).collect();
     if names.contains(&text) {
         Ok(text.to_string())
     } else {
@@ -502,7 +502,7 @@ fn execute(command: Command, registry: &Registry) -> Result<ExitCode, Failure> {
             replay(&scenario, seed, Outputs { trace, trace_out, trace_format, save }, format, limits, registry)
         }
         Command::Report { results, run, seed, out, wall_limit, format } => {
-            report_command(&results, run.as_deref(), seed, &out, (wall_limit, format), registry)
+            report_command(&results, run.as_deref(), seed, &out, wall_limit, format, registry)
         }
         Command::Analyze { recording, trace, format } => analyze(&recording, trace, format, registry),
         Command::Sweep {
@@ -785,7 +785,8 @@ fn report_command(
     run: Option<&Path>,
     seed: Option<u64>,
     out: &Path,
-    (wall_limit, format): (Option<u64>, Format),
+    wall_limit: Option<u64>,
+    format: Format,
     registry: &Registry,
 ) -> Result<ExitCode, Failure> {
     match run {

@@ -45,23 +45,31 @@ pub struct Check {
     pub passed: bool,
 }
 
+/// One closed-form model: its name (for `calibrate --model`), what it is,
+/// and the checks it runs.
+pub struct Model {
+    pub name: &'static str,
+    pub about: &'static str,
+    run: fn(Scale, usize) -> Result<Vec<Check>, InputError>,
+}
+
 /// The models the checks hold the figures against, in the table's order
 /// (docs/metrics.md numbers them the same way).
-pub const MODELS: &[(&str, &str)] = &[
-    ("availability", "one server's availability, MTBF / (MTBF + MTTR)"),
-    ("mm1", "M/M/1 time in system and Little's law"),
-    ("mm1k", "M/M/1/K blocking probability"),
-    ("retries", "success and attempts under retries"),
-    ("replicas", "any-of-n replica availability"),
-    ("resharding", "the share of keys a reshard moves"),
-    ("balancer", "the app tier's ejection time and availability behind a balancer"),
-    ("mmc", "M/M/c mean wait (Erlang C)"),
-    ("mmck", "M/M/c/K rejected share (Erlang B)"),
+pub const MODELS: &[Model] = &[
+    Model { name: "availability", about: "one server's availability, MTBF / (MTBF + MTTR)", run: availability },
+    Model { name: "mm1", about: "M/M/1 time in system and Little's law", run: mm1 },
+    Model { name: "mm1k", about: "M/M/1/K blocking probability", run: |s, j| Ok(vec![mm1k(s, j)?]) },
+    Model { name: "retries", about: "success and attempts under retries", run: retries },
+    Model { name: "replicas", about: "any-of-n replica availability", run: |s, j| Ok(vec![replicas(s, j)?]) },
+    Model { name: "resharding", about: "the share of keys a reshard moves", run: resharding },
+    Model { name: "balancer", about: "the app tier's ejection time and availability behind a balancer", run: app_tier },
+    Model { name: "mmc", about: "M/M/c mean wait (Erlang C)", run: |s, j| Ok(vec![mmc(s, j)?]) },
+    Model { name: "mmck", about: "M/M/c/K rejected share (Erlang B)", run: |s, j| Ok(vec![mmck(s, j)?]) },
 ];
 
 /// Runs every check at `scale` on `jobs` threads.
 pub fn run_all(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
-    let all: Vec<&str> = MODELS.iter().map(|(name, _)| *name).collect();
+    let all: Vec<&str> = MODELS.iter().map(|model| model.name).collect();
     run_models(&all, scale, jobs)
 }
 
@@ -70,22 +78,8 @@ pub fn run_all(scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
 /// validates names against [`MODELS`].
 pub fn run_models(models: &[&str], scale: Scale, jobs: usize) -> Result<Vec<Check>, InputError> {
     let mut checks = Vec::new();
-    for (name, _) in MODELS {
-        if !models.contains(name) {
-            continue;
-        }
-        match *name {
-            "availability" => checks.extend(availability(scale, jobs)?),
-            "mm1" => checks.extend(mm1(scale, jobs)?),
-            "mm1k" => checks.push(mm1k(scale, jobs)?),
-            "retries" => checks.extend(retries(scale, jobs)?),
-            "replicas" => checks.push(replicas(scale, jobs)?),
-            "resharding" => checks.extend(resharding(scale, jobs)?),
-            "balancer" => checks.extend(app_tier(scale, jobs)?),
-            "mmc" => checks.push(mmc(scale, jobs)?),
-            "mmck" => checks.push(mmck(scale, jobs)?),
-            other => unreachable!("MODELS names {other} without a check"),
-        }
+    for model in MODELS.iter().filter(|model| models.contains(&model.name)) {
+        checks.extend((model.run)(scale, jobs)?);
     }
     Ok(checks)
 }
