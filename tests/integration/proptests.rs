@@ -15,15 +15,15 @@ use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner
 
 use crate::support::scenario;
 
-fn runner(cases: u32) -> TestRunner {
-    let config = Config { cases, failure_persistence: None, max_shrink_iters: 64, ..Config::default() };
+fn runner(cases: u32, max_shrink_iters: u32) -> TestRunner {
+    let config = Config { cases, failure_persistence: None, max_shrink_iters, ..Config::default() };
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
 }
 
 /// Every random plan (with faults on `targets`, if given) passes every check of `scenario`.
 #[track_caller]
 fn holds(scenario: Arc<Loaded>, targets: Option<&[&str]>, cases: u32, faults_max: usize) {
-    let result = runner(cases).run(&strategies::plans_on(&scenario.scenario, targets, faults_max), |plan| {
+    let result = runner(cases, 64).run(&strategies::plans_on(&scenario.scenario, targets, faults_max), |plan| {
         let report = run_plan(&scenario, plan, RunOptions::default());
         prop_assert!(report.passed, "{:?}", report.outcome);
         Ok(())
@@ -33,10 +33,11 @@ fn holds(scenario: Arc<Loaded>, targets: Option<&[&str]>, cases: u32, faults_max
     }
 }
 
-/// Some random plan violates `invariant`; returns the plan proptest shrank it to.
+/// Some random plan violates `invariant`; returns the plan proptest shrank
+/// it to. Every shrinking step is a run: `shrink_steps` bounds them.
 #[track_caller]
-fn finds(scenario: Arc<Loaded>, invariant: &str, cases: u32, faults_max: usize) -> Plan {
-    let result = runner(cases).run(&strategies::plans(&scenario.scenario, faults_max), |plan| {
+fn finds(scenario: Arc<Loaded>, invariant: &str, cases: u32, faults_max: usize, shrink_steps: u32) -> Plan {
+    let result = runner(cases, shrink_steps).run(&strategies::plans(&scenario.scenario, faults_max), |plan| {
         let report = run_plan(&scenario, plan, RunOptions::default());
         prop_assert!(!report.violation_counts.contains_key(invariant));
         Ok(())
@@ -46,6 +47,8 @@ fn finds(scenario: Arc<Loaded>, invariant: &str, cases: u32, faults_max: usize) 
         other => panic!("{}: no plan violated {invariant}: {other:?}", scenario.scenario.name),
     }
 }
+
+const SHRINK: u32 = 8;
 
 const CACHE: &str = "name = \"proptest cache\"\nsystem = \"cache\"\nduration = \"4s\"\nheal = \"3s\"\n\
     [workload]\nclients = 2\nrate = \"200/s\"\ndeadline = \"1s\"\n";
@@ -75,7 +78,7 @@ fn the_textbook_cache_race_is_found_and_needs_no_fault() {
         [knobs]\ninvalidation = \"delete\"\nkeys = 10\nzipf = 1.0\nread_ratio = 0.8\n\
         [workload]\nclients = 3\nrate = \"300/s\"\ndeadline = \"1s\"\n[check]\ninvariants = [\"reads-see-completed-writes\"]\n";
     let scenario = scenario(source);
-    let minimal = finds(Arc::clone(&scenario), "reads-see-completed-writes", 5, 3);
+    let minimal = finds(Arc::clone(&scenario), "reads-see-completed-writes", 5, 3, SHRINK);
     assert!(minimal.faults.len() <= 1, "proptest shrank it to a small plan: {minimal:?}");
     // The race needs no fault: the same seed without any still shows it.
     let faultless = Plan { faults: Vec::new(), ..minimal };
@@ -104,6 +107,6 @@ fn the_chapters_half_open_flaw_is_found_under_random_faults() {
         "{BREAKER}[knobs]\nhalf_open_max_calls = \"unlimited\"\nopen_duration = \"500ms\"\nattempts_max = 1\n\
          [check]\ninvariants = [\"half-open-admission\"]\n"
     );
-    let minimal = finds(scenario(&source), "half-open-admission", 16, 3);
+    let minimal = finds(scenario(&source), "half-open-admission", 16, 3, SHRINK);
     assert!(minimal.faults.len() <= 2, "proptest shrank it to a small plan: {minimal:#?}");
 }
