@@ -10,10 +10,10 @@ use std::process::Output;
 
 use crate::support::{faultline, repo_file, root, stderr, stdout};
 
-/// Two echo files and a cache file with a known flaw (so the merge has
+/// Three echo files, one of them with a known flaw (so the merge has
 /// known-flaw lines to print); three seeds each.
 const FILES: &[&str] =
-    &["scenarios/echo/baseline.toml", "scenarios/echo/crash-restart.toml", "scenarios/cache/lost-invalidation.toml"];
+    &["scenarios/echo/baseline.toml", "scenarios/echo/crash-restart.toml", "scenarios/echo/corrupting-server.toml"];
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("faultline-scale-{}-{name}", std::process::id()));
