@@ -24,4 +24,4 @@ mod scale; // shards merged equal one sweep, resume after a kill, until-failure,
 mod schema; // the scenario format's JSON Schema: kept fresh, passed by every shipped file, knobs per system
 mod shrink; // shrinking failing seeds, written files, recorded regression seeds
 mod support; // shared helpers
-mod theory; // the metrics against closed-form theory (FAULTLINE_LONG=1 for the long run)
+mod theory; // the metrics against closed-form theory (four models --ignored; FAULTLINE_LONG=1 for the long run)
